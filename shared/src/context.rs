@@ -1,0 +1,53 @@
+//! Everything a handler needs, built once per process (cold start) and reused
+//! by every invocation.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::secrets::{SecretsCache, SecretsManagerSource};
+use crate::store::Store;
+use crate::zoom::{ZoomClient, ZoomError, http_client};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Zoom(#[from] ZoomError),
+}
+
+pub struct AppContext {
+    pub config: Config,
+    pub store: Store,
+    pub secrets: SecretsCache,
+    pub zoom: ZoomClient,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppContext {
+    /// Production entry: configuration from the environment, the system clock.
+    pub async fn from_env() -> Result<Self, ContextError> {
+        Self::build(Config::from_env()?, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the SDK clients and the HTTP client once. AWS endpoints follow
+    /// the standard variables (`AWS_ENDPOINT_URL_DYNAMODB`, ...).
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, ContextError> {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        let sm = aws_sdk_secretsmanager::Client::new(&aws);
+        let http = http_client(config.http_timeout)?;
+        Ok(Self {
+            store: Store::new(dynamo, config.table_name.clone()),
+            secrets: SecretsCache::new(
+                SecretsManagerSource::new(sm, config.app_secret_id.clone()),
+                config.secret_cache_ttl,
+                clock.clone(),
+            ),
+            zoom: ZoomClient::new(http, &config)?,
+            clock,
+            config,
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! Zoom's OAuth (through the `oauth2` crate) and REST API (reqwest), sharing
+//! one HTTP client per process: rustls, no redirects followed, a timeout on
+//! every call.
+
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::Config;
+use crate::ids::ZoomAccountId;
+use crate::secrets::AppSecret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ZoomError {
+    /// The token endpoint answered with an OAuth error (`invalid_grant`, ...).
+    #[error("Zoom's token endpoint refused the request: {error}")]
+    OAuth { error: String },
+    #[error("Zoom API error: HTTP {status}, code {code:?}")]
+    Api { status: u16, code: Option<i64>, message: Option<String> },
+    #[error("could not reach Zoom: {0}")]
+    Transport(String),
+    #[error("unexpected answer from Zoom: {0}")]
+    Unexpected(&'static str),
+    #[error("bad Zoom URL configuration: {0}")]
+    Config(String),
+}
+
+/// Lets `oauth2` send its requests with the process's reqwest client.
+struct OAuthHttp<'a>(&'a reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
+    type Error = ZoomError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, ZoomError>> + Send + 'c>,
+    >;
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(send_oauth(self.0, request))
+    }
+}
+
+async fn send_oauth(http: &reqwest::Client, req: HttpRequest) -> Result<HttpResponse, ZoomError> {
+    let (parts, body) = req.into_parts();
+    let url = parts.uri.to_string();
+    let resp = http
+        .request(parts.method, url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+    let mut out = http::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        out = out.header(k, v);
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+    out.body(bytes.to_vec()).map_err(|_| ZoomError::Unexpected("bad HTTP response"))
+}
+
+/// Builds the one HTTP client of the process.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ZoomError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("zoom-phone-connector/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ZoomError::Transport(e.without_url().to_string()))
+}
+
+/// Tokens from Zoom. `Debug` redacts them.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    pub expires_in: Duration,
+    pub scopes: Vec<String>,
+}
+
+/// The fields of `GET /users/me` this service uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ZoomMe {
+    pub id: Option<String>,
+    pub account_id: ZoomAccountId,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+type ConfiguredClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+#[derive(Clone)]
+pub struct ZoomClient {
+    http: reqwest::Client,
+    auth_url: AuthUrl,
+    token_url: TokenUrl,
+    redirect_uri: RedirectUrl,
+    api_base: Url,
+}
+
+/// A started authorization: the URL to send the browser to and what must be
+/// kept to finish it.
+pub struct Authorization {
+    pub url: Url,
+    pub state: SecretString,
+    pub pkce_verifier: SecretString,
+}
+
+impl ZoomClient {
+    pub fn new(http: reqwest::Client, config: &Config) -> Result<Self, ZoomError> {
+        let join = |p: &str| {
+            config.zoom_oauth_base.join(p).map_err(|e| ZoomError::Config(e.to_string()))
+        };
+        Ok(Self {
+            http,
+            auth_url: AuthUrl::from_url(join("/oauth/authorize")?),
+            token_url: TokenUrl::from_url(join("/oauth/token")?),
+            redirect_uri: RedirectUrl::from_url(config.redirect_uri.clone()),
+            api_base: config.zoom_api_base.clone(),
+        })
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn oauth(&self, secret: &AppSecret) -> ConfiguredClient {
+        BasicClient::new(ClientId::new(secret.zoom_client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                secret.zoom_client_secret.expose_secret().to_owned(),
+            ))
+            .set_auth_uri(self.auth_url.clone())
+            .set_token_uri(self.token_url.clone())
+            .set_redirect_uri(self.redirect_uri.clone())
+    }
+
+    /// A new authorize URL with a 256-bit random state and a PKCE S256 pair.
+    pub fn authorize(&self, secret: &AppSecret) -> Authorization {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = self
+            .oauth(secret)
+            .authorize_url(|| CsrfToken::new_random_len(32))
+            .set_pkce_challenge(challenge)
+            .url();
+        Authorization {
+            url,
+            state: SecretString::from(state.into_secret()),
+            pkce_verifier: SecretString::from(verifier.into_secret()),
+        }
+    }
+
+    /// `authorization_code` grant: Basic auth, form body, `redirect_uri`, `code_verifier`.
+    pub async fn exchange_code(
+        &self,
+        secret: &AppSecret,
+        code: &SecretString,
+        verifier: &SecretString,
+    ) -> Result<TokenGrant, ZoomError> {
+        let http = OAuthHttp(&self.http);
+        let res = self
+            .oauth(secret)
+            .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
+            .request_async(&http)
+            .await;
+        match res {
+            Ok(t) => Ok(TokenGrant {
+                access_token: SecretString::from(t.access_token().secret().to_owned()),
+                refresh_token: SecretString::from(
+                    t.refresh_token()
+                        .ok_or(ZoomError::Unexpected("token response without refresh_token"))?
+                        .secret()
+                        .to_owned(),
+                ),
+                expires_in: t.expires_in().unwrap_or(Duration::from_secs(3599)),
+                scopes: t
+                    .scopes()
+                    .map(|s| s.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default(),
+            }),
+            Err(RequestTokenError::ServerResponse(e)) => Err(ZoomError::OAuth {
+                error: match e.error() {
+                    BasicErrorResponseType::Extension(s) => s.clone(),
+                    other => other.as_ref().to_owned(),
+                },
+            }),
+            Err(RequestTokenError::Request(e)) => Err(e),
+            // The body is not quoted: it may hold a token.
+            Err(RequestTokenError::Parse(_, _)) => {
+                Err(ZoomError::Unexpected("token response could not be parsed"))
+            }
+            Err(RequestTokenError::Other(_)) => Err(ZoomError::Unexpected("token request failed")),
+        }
+    }
+
+    /// `GET /users/me`: who authorized, and in which Zoom account.
+    pub async fn users_me(&self, access_token: &SecretString) -> Result<ZoomMe, ZoomError> {
+        let url = self.api_base.join("users/me").map_err(|e| ZoomError::Config(e.to_string()))?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(access_token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+        let status = resp.status();
+        if let Some(t) = resp.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
+            tracing::debug!(zoom_tracking_id = t, status = status.as_u16(), "GET users/me");
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+        if !status.is_success() {
+            let body: Option<ApiErrorBody> = serde_json::from_slice(&bytes).ok();
+            return Err(ZoomError::Api {
+                status: status.as_u16(),
+                code: body.as_ref().and_then(|b| b.code),
+                message: body.and_then(|b| b.message),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|_| ZoomError::Unexpected("users/me body"))
+    }
+}

@@ -1,0 +1,123 @@
+//! The demo Portal page: Settings > Integration for one demo Portal account,
+//! shaped like the carrier's guide. Local only.
+
+pub fn render(account: &str) -> String {
+    PAGE.replace("__ACCOUNT_JSON__", &serde_json::to_string(account).unwrap_or_else(|_| "\"\"".into()))
+}
+
+const PAGE: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Carrier Portal · Settings · Integration</title>
+<style>
+ body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+ header{background:#14213d;color:#fff;padding:.8em 1.5em;font-weight:600}
+ nav{padding:.6em 1.5em;color:#667;font-size:.9em}
+ main{max-width:46em;margin:1em auto;padding:0 1em}
+ .card{background:#fff;border-radius:10px;box-shadow:0 1px 4px #0002;padding:1.4em 1.6em}
+ .row{display:flex;align-items:center;gap:1em;flex-wrap:wrap}
+ h2{margin:.2em 0 .6em;font-size:1.2em}
+ button{background:#0b5cff;color:#fff;border:0;border-radius:6px;padding:.6em 1.2em;font-size:1em;cursor:pointer}
+ button:disabled{opacity:.6;cursor:default}
+ .badge{display:inline-block;border-radius:999px;padding:.25em .9em;font-weight:700;font-size:.85em;letter-spacing:.05em}
+ .verified{background:#1f9d55;color:#fff}.pending{background:#f4b400;color:#222}
+ .not_connected,.disconnected{background:#d0d4dc;color:#333}.needs_reauth{background:#d93025;color:#fff}
+ code{background:#eef1f6;padding:.15em .4em;border-radius:4px;word-break:break-all}
+ #note{margin:.8em 0 0;color:#555}#banner{margin:0 0 1em;padding:.6em 1em;border-radius:6px;display:none}
+ dl{display:grid;grid-template-columns:max-content 1fr;gap:.3em 1em;margin:1em 0 0}dt{color:#667}
+</style></head>
+<body>
+<header>Carrier Portal</header>
+<nav>Settings &gt; Integration</nav>
+<main>
+ <div id="banner"></div>
+ <section class="card">
+  <div class="row"><h2>Zoom Phone</h2><span id="badge" class="badge not_connected">NOT CONNECTED</span></div>
+  <p>Verify your account: install the carrier's Zoom app and allow access. Ordering or uploading
+     numbers and provisioning options become available once the account is <b>VERIFIED</b>.</p>
+  <div class="row"><button id="install" type="button">Install &amp; Configure</button>
+   <span id="status-text" data-status="">Loading…</span></div>
+  <dl id="details" hidden>
+   <dt>Authorization code</dt><dd><code id="auth-code"></code></dd>
+   <dt>Zoom account</dt><dd><code id="zoom-account"></code></dd>
+   <dt>Verified at</dt><dd id="verified-at"></dd>
+   <dt>Capabilities</dt><dd id="capabilities"></dd>
+  </dl>
+  <p id="note"></p>
+ </section>
+</main>
+<script>
+const ACCOUNT = __ACCOUNT_JSON__;
+const LABEL = {verified:"VERIFIED", pending:"PENDING", not_connected:"NOT CONNECTED",
+               needs_reauth:"NEEDS RE-AUTHORIZATION", disconnected:"DISCONNECTED"};
+let token = null, polling = null;
+const $ = (id) => document.getElementById(id);
+
+async function getToken() {
+  const r = await fetch("/__dev/token?account_id=" + encodeURIComponent(ACCOUNT));
+  if (!r.ok) throw new Error("dev token: HTTP " + r.status);
+  token = (await r.json()).token;
+}
+async function api(method, path, body) {
+  if (!token) await getToken();
+  const init = {method, headers: {"Authorization": "Bearer " + token}};
+  if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+  const r = await fetch(path, init);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error((data.detail || data.message || ("HTTP " + r.status)));
+  return data;
+}
+function render(s) {
+  const badge = $("badge");
+  badge.className = "badge " + s.status;
+  badge.textContent = LABEL[s.status] || s.status;
+  $("status-text").dataset.status = s.status;
+  $("status-text").textContent =
+    s.status === "verified" ? "Your Zoom account is verified." :
+    s.status === "pending" ? "Waiting for you to allow access in the Zoom tab…" :
+    s.status === "needs_reauth" ? "Zoom no longer accepts our access: run Install & Configure again." :
+    s.status === "disconnected" ? "The app was removed in Zoom." : "Not connected to Zoom yet.";
+  $("details").hidden = !s.verified;
+  $("auth-code").textContent = s.authorization_code || "";
+  $("zoom-account").textContent = s.zoom_account_id || "";
+  $("verified-at").textContent = s.verified_at || "";
+  const c = s.capabilities || {};
+  $("capabilities").textContent = ["order_numbers", "upload_numbers", "provisioning"]
+     .map(k => k.replace("_", " ") + ": " + (c[k] ? "yes" : "no")).join(" · ");
+  if (s.verified && !s.install_in_progress && polling) { clearInterval(polling); polling = null; }
+}
+async function refresh() {
+  try { render(await api("GET", "/v1/accounts/" + encodeURIComponent(ACCOUNT) + "/zoom")); }
+  catch (e) { $("note").textContent = "Could not load the status: " + e.message; }
+}
+function startPolling() { if (!polling) polling = setInterval(refresh, 1000); }
+
+$("install").addEventListener("click", async () => {
+  const tab = window.open("about:blank", "_blank");
+  $("install").disabled = true;
+  try {
+    const r = await api("POST", "/v1/accounts/" + encodeURIComponent(ACCOUNT) + "/zoom/install",
+                        {return_to: location.origin + "/settings/integration"});
+    if (tab) tab.location.href = r.authorize_url; else location.href = r.authorize_url;
+    $("note").textContent = "Finish in the Zoom tab; this page updates by itself.";
+    startPolling();
+    await refresh();
+  } catch (e) {
+    if (tab) tab.close();
+    $("note").textContent = "Install could not start: " + e.message;
+  } finally { $("install").disabled = false; }
+});
+
+const q = new URLSearchParams(location.search);
+if (q.get("zoom")) {
+  const b = $("banner"); b.style.display = "block";
+  const outcome = q.get("zoom");
+  b.style.background = outcome === "verified" ? "#e3f6ea" : "#fdecea";
+  b.textContent = outcome === "verified" ? "Zoom account verified. You can close this tab."
+    : outcome === "finish_in_portal" ? "Zoom app installed. Finish with Install & Configure below to verify your account."
+    : "Zoom did not connect: " + (q.get("reason") || "unknown reason") + ".";
+}
+refresh().then(() => { if ($("status-text").dataset.status === "pending") startPolling(); });
+</script>
+</body></html>
+"##;

@@ -173,8 +173,10 @@ async fn dispatch(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, head
     }
 }
 
+/// The API Gateway HTTP API (payload 2.0) event for one request, as the
+/// real service would send it to the function.
 #[allow(clippy::too_many_arguments)]
-fn api_gateway_event(
+pub fn api_gateway_event(
     route_method: &str,
     route_path: &str,
     path: &str,

@@ -84,7 +84,10 @@ function render(s) {
   const c = s.capabilities || {};
   $("capabilities").textContent = ["order_numbers", "upload_numbers", "provisioning"]
      .map(k => k.replace("_", " ") + ": " + (c[k] ? "yes" : "no")).join(" · ");
-  if (s.verified && !s.install_in_progress && polling) { clearInterval(polling); polling = null; }
+  if (s.verified && !s.install_in_progress) {
+    if (polling) { clearInterval(polling); polling = null; }
+    $("note").textContent = "";
+  }
 }
 async function refresh() {
   try { render(await api("GET", "/v1/accounts/" + encodeURIComponent(ACCOUNT) + "/zoom")); }

@@ -42,7 +42,11 @@ pub fn caller(req: &Request, account_claim: &str) -> Result<Caller, Problem> {
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default()
     });
-    Ok(Caller { account, user, scopes })
+    Ok(Caller {
+        account,
+        user,
+        scopes,
+    })
 }
 
 /// The `{account_id}` path parameter, parsed, and owned by the caller.
@@ -51,7 +55,9 @@ pub fn path_account(req: &Request, caller: &Caller) -> Result<PortalAccountId, P
     let raw = req
         .path_parameters_ref()
         .and_then(|p| p.first("account_id"))
-        .ok_or_else(|| Problem::bad_request("account_id", "the account id is missing from the path"))?;
+        .ok_or_else(|| {
+            Problem::bad_request("account_id", "the account id is missing from the path")
+        })?;
     let id = PortalAccountId::parse(raw)
         .map_err(|e| Problem::bad_request("account_id", e.to_string()))?;
     if id != caller.account {

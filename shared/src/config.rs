@@ -47,7 +47,10 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let req = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let url = |name: &'static str, v: String| {
-            Url::parse(&v).map_err(|e| ConfigError::Invalid { name, why: e.to_string() })
+            Url::parse(&v).map_err(|e| ConfigError::Invalid {
+                name,
+                why: e.to_string(),
+            })
         };
         let secs = |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
             let v = match get(name) {
@@ -58,7 +61,10 @@ impl Config {
                 })?,
             };
             if v == 0 || v > max {
-                return Err(ConfigError::Invalid { name, why: format!("must be 1..={max}") });
+                return Err(ConfigError::Invalid {
+                    name,
+                    why: format!("must be 1..={max}"),
+                });
             }
             Ok(Duration::from_secs(v))
         };
@@ -121,24 +127,38 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
     const BASE: &[(&str, &str)] = &[
         ("TABLE_NAME", "t"),
         ("APP_SECRET_ID", "s"),
-        ("ZOOM_REDIRECT_URI", "https://api.example.com/zoom/oauth/callback"),
-        ("PORTAL_INTEGRATION_URL", "https://portal.example.com/settings/integration"),
+        (
+            "ZOOM_REDIRECT_URI",
+            "https://api.example.com/zoom/oauth/callback",
+        ),
+        (
+            "PORTAL_INTEGRATION_URL",
+            "https://portal.example.com/settings/integration",
+        ),
     ];
 
     #[test]
     fn defaults_follow_zoom_and_the_portal_url() {
         let c = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(c.zoom_oauth_base.as_str(), "https://zoom.us/");
-        assert_eq!(c.zoom_api_base.join("users/me").unwrap().as_str(), "https://api.zoom.us/v2/users/me");
-        assert_eq!(c.portal_allowed_origins, vec!["https://portal.example.com".to_string()]);
+        assert_eq!(
+            c.zoom_api_base.join("users/me").unwrap().as_str(),
+            "https://api.zoom.us/v2/users/me"
+        );
+        assert_eq!(
+            c.portal_allowed_origins,
+            vec!["https://portal.example.com".to_string()]
+        );
         assert_eq!(c.state_ttl.as_secs(), 600);
         assert_eq!(c.secret_cache_ttl.as_secs(), 300);
         assert_eq!(c.portal_account_claim, "portal_account_id");

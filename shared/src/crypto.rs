@@ -37,7 +37,9 @@ impl TokenCipher {
         let mut keys = BTreeMap::new();
         for (kid, b64) in &secret.token_encryption_keys {
             let valid_kid = !kid.is_empty()
-                && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             let raw = STANDARD
                 .decode(b64.expose_secret().trim())
                 .map_err(|_| CryptoError::BadKey(kid.clone()))?;
@@ -51,7 +53,10 @@ impl TokenCipher {
         if !keys.contains_key(&secret.active_token_key_id) {
             return Err(CryptoError::UnknownKey(secret.active_token_key_id.clone()));
         }
-        Ok(Self { active: secret.active_token_key_id.clone(), keys })
+        Ok(Self {
+            active: secret.active_token_key_id.clone(),
+            keys,
+        })
     }
 
     pub fn active_key_id(&self) -> &str {
@@ -66,7 +71,13 @@ impl TokenCipher {
             .ok_or_else(|| CryptoError::UnknownKey(self.active.clone()))?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ct = cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Authentication)?;
         Ok(format!(
             "{VERSION}.{}.{}.{}",
@@ -78,17 +89,34 @@ impl TokenCipher {
 
     pub fn open(&self, aad: &str, sealed: &str) -> Result<Vec<u8>, CryptoError> {
         let mut parts = sealed.split('.');
-        let (Some(VERSION), Some(kid), Some(nonce), Some(ct), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(VERSION), Some(kid), Some(nonce), Some(ct), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(CryptoError::Malformed);
         };
-        let cipher = self.keys.get(kid).ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?;
-        let nonce = URL_SAFE_NO_PAD.decode(nonce).map_err(|_| CryptoError::Malformed)?;
-        let ct = URL_SAFE_NO_PAD.decode(ct).map_err(|_| CryptoError::Malformed)?;
+        let cipher = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?;
+        let nonce = URL_SAFE_NO_PAD
+            .decode(nonce)
+            .map_err(|_| CryptoError::Malformed)?;
+        let ct = URL_SAFE_NO_PAD
+            .decode(ct)
+            .map_err(|_| CryptoError::Malformed)?;
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Malformed)?;
         cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad: aad.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Authentication)
     }
 }
@@ -138,17 +166,25 @@ mod tests {
     fn rotation_keeps_old_ciphertexts_readable() {
         let old = TokenCipher::from_secret(&secret(&[("k1", [7; 32])], "k1")).unwrap();
         let sealed = old.seal("a", b"tok").unwrap();
-        let new = TokenCipher::from_secret(&secret(&[("k1", [7; 32]), ("k2", [9; 32])], "k2")).unwrap();
+        let new =
+            TokenCipher::from_secret(&secret(&[("k1", [7; 32]), ("k2", [9; 32])], "k2")).unwrap();
         assert_eq!(new.open("a", &sealed).unwrap(), b"tok");
         assert!(new.seal("a", b"x").unwrap().starts_with("v1.k2."));
         let retired = TokenCipher::from_secret(&secret(&[("k2", [9; 32])], "k2")).unwrap();
-        assert_eq!(retired.open("a", &sealed), Err(CryptoError::UnknownKey("k1".into())));
+        assert_eq!(
+            retired.open("a", &sealed),
+            Err(CryptoError::UnknownKey("k1".into()))
+        );
     }
 
     #[test]
     fn short_keys_are_refused() {
         let mut s = secret(&[("k1", [7; 32])], "k1");
-        s.token_encryption_keys.insert("k1".into(), STANDARD.encode([1u8; 16]).into());
-        assert!(matches!(TokenCipher::from_secret(&s), Err(CryptoError::BadKey(_))));
+        s.token_encryption_keys
+            .insert("k1".into(), STANDARD.encode([1u8; 16]).into());
+        assert!(matches!(
+            TokenCipher::from_secret(&s),
+            Err(CryptoError::BadKey(_))
+        ));
     }
 }

@@ -24,7 +24,13 @@ pub struct Problem {
 impl Problem {
     pub fn new(status: u16, title: &'static str, detail: impl Into<String>) -> Self {
         let slug = title.to_ascii_lowercase().replace(' ', "-");
-        Self { kind: format!("/problems/{slug}"), title, status, detail: detail.into(), field: None }
+        Self {
+            kind: format!("/problems/{slug}"),
+            title,
+            status,
+            detail: detail.into(),
+            field: None,
+        }
     }
     pub fn bad_request(field: &str, detail: impl Into<String>) -> Self {
         let mut p = Self::new(400, "Invalid request", detail);
@@ -35,13 +41,21 @@ impl Problem {
         Self::new(401, "Unauthorized", "a valid Portal token is required")
     }
     pub fn forbidden() -> Self {
-        Self::new(403, "Forbidden", "this token does not grant access to that account")
+        Self::new(
+            403,
+            "Forbidden",
+            "this token does not grant access to that account",
+        )
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(404, "Not found", detail)
     }
     pub fn internal() -> Self {
-        Self::new(500, "Internal error", "the request could not be completed; it is safe to retry")
+        Self::new(
+            500,
+            "Internal error",
+            "the request could not be completed; it is safe to retry",
+        )
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(503, "Service unavailable", detail)
@@ -55,13 +69,20 @@ impl Problem {
 
 fn response(status: u16, content_type: &str, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
-    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
         h.insert(http::header::CONTENT_TYPE, v);
     }
-    h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        "x-content-type-options",
+        http::HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -78,7 +99,10 @@ pub fn redirect(location: &url::Url) -> Response<Body> {
     if let Ok(v) = http::HeaderValue::from_str(location.as_str()) {
         r.headers_mut().insert(http::header::LOCATION, v);
     }
-    r.headers_mut().insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
+    r.headers_mut().insert(
+        "referrer-policy",
+        http::HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -94,7 +118,10 @@ pub fn html_page(status: u16, title: &str, message: &str) -> Response<Body> {
     );
     let mut r = response(status, "text/html; charset=utf-8", Body::Text(page));
     let h = r.headers_mut();
-    h.insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "referrer-policy",
+        http::HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         "content-security-policy",
         http::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
@@ -131,7 +158,11 @@ pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T
         return Ok(None);
     }
     if bytes.len() > MAX_JSON_BODY {
-        let mut p = Problem::new(413, "Payload too large", format!("the body is larger than {MAX_JSON_BODY} bytes"));
+        let mut p = Problem::new(
+            413,
+            "Payload too large",
+            format!("the body is larger than {MAX_JSON_BODY} bytes"),
+        );
         p.field = Some("body".into());
         return Err(p);
     }
@@ -142,15 +173,21 @@ pub fn optional_json_body<T: DeserializeOwned>(req: &Request) -> Result<Option<T
         .unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
-        let mut p = Problem::new(415, "Unsupported media type", "send the body as application/json");
+        let mut p = Problem::new(
+            415,
+            "Unsupported media type",
+            "send the body as application/json",
+        );
         p.field = Some("content-type".into());
         return Err(p);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = T::deserialize(&mut de).and_then(|v| de.end().map(|_| v)).map_err(|e| {
-        let field = field_of(&e.to_string()).unwrap_or_else(|| "body".into());
-        Problem::bad_request(&field, format!("malformed JSON body: {e}"))
-    })?;
+    let v = T::deserialize(&mut de)
+        .and_then(|v| de.end().map(|_| v))
+        .map_err(|e| {
+            let field = field_of(&e.to_string()).unwrap_or_else(|| "body".into());
+            Problem::bad_request(&field, format!("malformed JSON body: {e}"))
+        })?;
     Ok(Some(v))
 }
 
@@ -176,25 +213,40 @@ mod tests {
 
     fn req(ct: &str, body: &str) -> Request {
         let mut r = Request::new(Body::Text(body.into()));
-        r.headers_mut().insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        r.headers_mut()
+            .insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
         r
     }
 
     #[test]
     fn bodies() {
-        assert!(optional_json_body::<In>(&req("application/json", "")).unwrap().is_none());
-        let ok = optional_json_body::<In>(&req("application/json; charset=utf-8", r#"{"return_to":"x"}"#));
+        assert!(
+            optional_json_body::<In>(&req("application/json", ""))
+                .unwrap()
+                .is_none()
+        );
+        let ok = optional_json_body::<In>(&req(
+            "application/json; charset=utf-8",
+            r#"{"return_to":"x"}"#,
+        ));
         assert_eq!(ok.unwrap().unwrap().return_to.as_deref(), Some("x"));
-        let e = optional_json_body::<In>(&req("application/json", r#"{"returnTo":"x"}"#)).unwrap_err();
+        let e =
+            optional_json_body::<In>(&req("application/json", r#"{"returnTo":"x"}"#)).unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("returnTo")));
         let e = optional_json_body::<In>(&req("application/json", "{")).unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("body")));
-        let e = optional_json_body::<In>(&req("application/json", r#"{"return_to":"x"} trailing"#)).unwrap_err();
+        let e = optional_json_body::<In>(&req("application/json", r#"{"return_to":"x"} trailing"#))
+            .unwrap_err();
         assert_eq!(e.status, 400);
         let e = optional_json_body::<In>(&req("text/plain", "{}")).unwrap_err();
         assert_eq!(e.status, 415);
         let big = format!(r#"{{"return_to":"{}"}}"#, "a".repeat(MAX_JSON_BODY));
-        assert_eq!(optional_json_body::<In>(&req("application/json", &big)).unwrap_err().status, 413);
+        assert_eq!(
+            optional_json_body::<In>(&req("application/json", &big))
+                .unwrap_err()
+                .status,
+            413
+        );
     }
 
     #[test]

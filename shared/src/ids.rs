@@ -143,14 +143,28 @@ mod tests {
 
     #[test]
     fn portal_account_ids() {
-        assert_eq!(PortalAccountId::parse("acct-42_x").unwrap().as_str(), "acct-42_x");
+        assert_eq!(
+            PortalAccountId::parse("acct-42_x").unwrap().as_str(),
+            "acct-42_x"
+        );
         assert_eq!(
             PortalAccountId::parse(""),
-            Err(IdError::Empty { kind: "portal account id" })
+            Err(IdError::Empty {
+                kind: "portal account id"
+            })
         );
-        assert!(matches!(PortalAccountId::parse("a/b"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(PortalAccountId::parse("a b"), Err(IdError::BadCharacter { .. })));
-        assert!(matches!(PortalAccountId::parse("ACCOUNT#x"), Err(IdError::BadCharacter { .. })));
+        assert!(matches!(
+            PortalAccountId::parse("a/b"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            PortalAccountId::parse("a b"),
+            Err(IdError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            PortalAccountId::parse("ACCOUNT#x"),
+            Err(IdError::BadCharacter { .. })
+        ));
         assert!(matches!(
             PortalAccountId::parse(&"a".repeat(65)),
             Err(IdError::TooLong { max: 64, .. })
@@ -168,10 +182,23 @@ mod tests {
 
     #[test]
     fn e164_strict_and_lenient() {
-        assert_eq!(E164Number::parse("+16175550100").unwrap().as_str(), "+16175550100");
+        assert_eq!(
+            E164Number::parse("+16175550100").unwrap().as_str(),
+            "+16175550100"
+        );
         assert_eq!(E164Number::parse("16175550100"), Err(IdError::NotE164));
-        assert_eq!(E164Number::normalize("14232058798").unwrap().as_str(), "+14232058798");
-        for bad in ["+", "+0123456789", "+1234567", "+1234567890123456", "+1617555O100", "+1 617 555"] {
+        assert_eq!(
+            E164Number::normalize("14232058798").unwrap().as_str(),
+            "+14232058798"
+        );
+        for bad in [
+            "+",
+            "+0123456789",
+            "+1234567",
+            "+1234567890123456",
+            "+1617555O100",
+            "+1 617 555",
+        ] {
             assert_eq!(E164Number::parse(bad), Err(IdError::NotE164), "{bad}");
         }
         assert!(E164Number::parse("+12345678").is_ok());

@@ -43,8 +43,14 @@ pub fn check_return_to(raw: &str, allowed_origins: &[String]) -> Result<Url, Flo
     let ok = matches!(url.scheme(), "https" | "http")
         && url.username().is_empty()
         && url.password().is_none()
-        && allowed_origins.iter().any(|o| *o == url.origin().ascii_serialization());
-    if ok { Ok(url) } else { Err(FlowError::ReturnToNotAllowed) }
+        && allowed_origins
+            .iter()
+            .any(|o| *o == url.origin().ascii_serialization());
+    if ok {
+        Ok(url)
+    } else {
+        Err(FlowError::ReturnToNotAllowed)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -80,9 +86,14 @@ pub async fn begin_install(
         ttl: expires.unix_timestamp() + 3600,
     };
     ctx.store.put_state(&item).await?;
-    ctx.store.mark_pending(account, &state_hash, expires.unix_timestamp(), now).await?;
+    ctx.store
+        .mark_pending(account, &state_hash, expires.unix_timestamp(), now)
+        .await?;
     tracing::info!(portal_account = %account, "install started");
-    Ok(InstallStarted { authorize_url: auth.url.to_string(), expires_at: rfc3339(expires) })
+    Ok(InstallStarted {
+        authorize_url: auth.url.to_string(),
+        expires_at: rfc3339(expires),
+    })
 }
 
 /// The query of Zoom's redirect to `/zoom/oauth/callback`.
@@ -111,8 +122,13 @@ pub enum BadState {
 fn reason_code(s: &str) -> String {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok { s.to_owned() } else { "zoom_error".into() }
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        s.to_owned()
+    } else {
+        "zoom_error".into()
+    }
 }
 
 fn portal_url(base: &Url, outcome: &str, reason: Option<&str>) -> Url {
@@ -125,7 +141,9 @@ fn portal_url(base: &Url, outcome: &str, reason: Option<&str>) -> Url {
 }
 
 fn plausible_state(s: &str) -> bool {
-    (16..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -146,12 +164,23 @@ struct Failed<'a> {
 
 impl Failed<'_> {
     async fn finish(&self, ctx: &AppContext, reason: String) -> Result<CallbackOutcome, FlowError> {
-        ctx.store.clear_pending(self.account, self.state_hash).await?;
-        let audit =
-            AuditItem::new(self.account, self.now, "zoom_install_failed", self.actor, Some(reason.clone()));
+        ctx.store
+            .clear_pending(self.account, self.state_hash)
+            .await?;
+        let audit = AuditItem::new(
+            self.account,
+            self.now,
+            "zoom_install_failed",
+            self.actor,
+            Some(reason.clone()),
+        );
         ctx.store.put_audit(&audit).await?;
         tracing::warn!(portal_account = %self.account, reason = %reason, "install not completed");
-        Ok(CallbackOutcome::Redirect(portal_url(self.dest, "error", Some(&reason))))
+        Ok(CallbackOutcome::Redirect(portal_url(
+            self.dest,
+            "error",
+            Some(&reason),
+        )))
     }
 }
 
@@ -193,7 +222,13 @@ pub async fn complete_install(
         .unwrap_or_else(|| home.clone());
     let actor = format!("portal_user:{}", st.portal_user_id);
 
-    let failed = Failed { account: &account, state_hash: &state_hash, actor: &actor, dest: &dest, now };
+    let failed = Failed {
+        account: &account,
+        state_hash: &state_hash,
+        actor: &actor,
+        dest: &dest,
+        now,
+    };
 
     if let Some(e) = params.error {
         return failed.finish(ctx, reason_code(&e)).await;
@@ -256,14 +291,22 @@ pub async fn complete_install(
         &actor,
         Some(format!("zoom_account_id={}", me.account_id)),
     );
-    match ctx.store.save_verified(&conn, expected_version, previous_zoom.as_ref(), &audit).await {
+    match ctx
+        .store
+        .save_verified(&conn, expected_version, previous_zoom.as_ref(), &audit)
+        .await
+    {
         Ok(()) => {}
-        Err(StoreError::ZoomAccountInUse) => return failed.finish(ctx, "zoom_account_in_use".into()).await,
+        Err(StoreError::ZoomAccountInUse) => {
+            return failed.finish(ctx, "zoom_account_in_use".into()).await;
+        }
         Err(StoreError::Conflict) => return failed.finish(ctx, "concurrent_install".into()).await,
         Err(e) => return Err(e.into()),
     }
     tracing::info!(portal_account = %account, zoom_account = %me.account_id, "zoom account verified");
-    Ok(CallbackOutcome::Redirect(portal_url(&dest, "verified", None)))
+    Ok(CallbackOutcome::Redirect(portal_url(
+        &dest, "verified", None,
+    )))
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -312,7 +355,9 @@ pub fn status_view(conn: Option<&ConnectionItem>, now: OffsetDateTime) -> Status
     let pending = conn
         .and_then(|c| c.pending_until)
         .is_some_and(|u| u > now.unix_timestamp());
-    let stored = conn.map(|c| c.status).unwrap_or(ConnectionStatus::NotConnected);
+    let stored = conn
+        .map(|c| c.status)
+        .unwrap_or(ConnectionStatus::NotConnected);
     let verified = stored == ConnectionStatus::Verified;
     let status = match stored {
         ConnectionStatus::Verified => "verified",
@@ -325,7 +370,9 @@ pub fn status_view(conn: Option<&ConnectionItem>, now: OffsetDateTime) -> Status
     StatusView {
         status,
         verified,
-        authorization_code: conn.filter(|_| verified).and_then(|c| c.authorization_code.clone()),
+        authorization_code: conn
+            .filter(|_| verified)
+            .and_then(|c| c.authorization_code.clone()),
         zoom_account_id: conn.and_then(|c| c.zoom_account_id.as_ref().map(|z| z.to_string())),
         capabilities: Capabilities::from_scopes(verified, &scopes),
         scopes,
@@ -338,6 +385,27 @@ pub fn status_view(conn: Option<&ConnectionItem>, now: OffsetDateTime) -> Status
 pub async fn status(ctx: &AppContext, account: &PortalAccountId) -> Result<StatusView, FlowError> {
     let conn = ctx.store.get_connection(account).await?;
     Ok(status_view(conn.as_ref(), ctx.clock.now()))
+}
+
+impl FlowError {
+    /// The HTTP answer for this error; internal causes are logged, never sent.
+    pub fn problem(&self) -> crate::http::Problem {
+        use crate::http::Problem;
+        match self {
+            FlowError::ReturnToNotAllowed => Problem::bad_request(
+                "return_to",
+                "return_to must be an address on the Portal's allowed origins",
+            ),
+            FlowError::Secrets(e) => {
+                tracing::error!(error = %e, "app secret unavailable");
+                Problem::unavailable("the service is not configured correctly; try again later")
+            }
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Problem::internal()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -356,7 +424,13 @@ mod tests {
     #[test]
     fn return_to_allow_list() {
         let allowed = vec!["https://portal.example.com".to_string()];
-        assert!(check_return_to("https://portal.example.com/settings/integration?x=1", &allowed).is_ok());
+        assert!(
+            check_return_to(
+                "https://portal.example.com/settings/integration?x=1",
+                &allowed
+            )
+            .is_ok()
+        );
         for bad in [
             "https://evil.example.com/",
             "https://portal.example.com.evil.com/",
@@ -381,10 +455,30 @@ mod tests {
     #[test]
     fn capabilities_follow_scopes() {
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let all = Capabilities::from_scopes(true, &s(&["phone:write:admin", "phone_peering:write:admin"]));
-        assert_eq!(all, Capabilities { order_numbers: true, upload_numbers: true, provisioning: true });
-        let none = Capabilities::from_scopes(false, &s(&["phone:write:admin", "phone_peering:write:admin"]));
-        assert_eq!(none, Capabilities { order_numbers: false, upload_numbers: false, provisioning: false });
+        let all = Capabilities::from_scopes(
+            true,
+            &s(&["phone:write:admin", "phone_peering:write:admin"]),
+        );
+        assert_eq!(
+            all,
+            Capabilities {
+                order_numbers: true,
+                upload_numbers: true,
+                provisioning: true
+            }
+        );
+        let none = Capabilities::from_scopes(
+            false,
+            &s(&["phone:write:admin", "phone_peering:write:admin"]),
+        );
+        assert_eq!(
+            none,
+            Capabilities {
+                order_numbers: false,
+                upload_numbers: false,
+                provisioning: false
+            }
+        );
         let prov = Capabilities::from_scopes(true, &s(&["phone:write:admin"]));
         assert!(prov.provisioning && !prov.order_numbers);
     }
@@ -412,32 +506,19 @@ mod tests {
         };
         assert_eq!(status_view(None, now).status, "not_connected");
         let v = status_view(Some(&c), now);
-        assert_eq!((v.status, v.install_in_progress, v.authorization_code), ("pending", true, None));
-        assert_eq!(status_view(Some(&c), now + Duration::minutes(10)).status, "not_connected");
+        assert_eq!(
+            (v.status, v.install_in_progress, v.authorization_code),
+            ("pending", true, None)
+        );
+        assert_eq!(
+            status_view(Some(&c), now + Duration::minutes(10)).status,
+            "not_connected"
+        );
         c.status = ConnectionStatus::Verified;
         let v = status_view(Some(&c), now);
-        assert_eq!((v.status, v.verified, v.authorization_code.as_deref()), ("verified", true, Some("old")));
+        assert_eq!(
+            (v.status, v.verified, v.authorization_code.as_deref()),
+            ("verified", true, Some("old"))
+        );
     }
 }
-
-impl FlowError {
-    /// The HTTP answer for this error; internal causes are logged, never sent.
-    pub fn problem(&self) -> crate::http::Problem {
-        use crate::http::Problem;
-        match self {
-            FlowError::ReturnToNotAllowed => Problem::bad_request(
-                "return_to",
-                "return_to must be an address on the Portal's allowed origins",
-            ),
-            FlowError::Secrets(e) => {
-                tracing::error!(error = %e, "app secret unavailable");
-                Problem::unavailable("the service is not configured correctly; try again later")
-            }
-            other => {
-                tracing::error!(error = %other, "request failed");
-                Problem::internal()
-            }
-        }
-    }
-}
-

@@ -19,7 +19,11 @@ pub enum SecretsError {
     Empty,
     /// Only the position is reported: serde's own message could quote a value.
     #[error("the app secret is not the expected JSON ({category} at line {line}, column {column})")]
-    Shape { category: &'static str, line: usize, column: usize },
+    Shape {
+        category: &'static str,
+        line: usize,
+        column: usize,
+    },
     #[error("the app secret is invalid: {0}")]
     Invalid(&'static str),
 }
@@ -61,9 +65,14 @@ impl AppSecret {
             column: e.column(),
         })?;
         if raw.zoom_client_id.is_empty() || raw.zoom_client_secret.expose_secret().is_empty() {
-            return Err(SecretsError::Invalid("zoom_client_id and zoom_client_secret are required"));
+            return Err(SecretsError::Invalid(
+                "zoom_client_id and zoom_client_secret are required",
+            ));
         }
-        if !raw.token_encryption_keys.contains_key(&raw.active_token_key_id) {
+        if !raw
+            .token_encryption_keys
+            .contains_key(&raw.active_token_key_id)
+        {
             return Err(SecretsError::Invalid(
                 "active_token_key_id must name a key in token_encryption_keys",
             ));
@@ -105,7 +114,9 @@ impl SecretSource for SecretsManagerSource {
             .send()
             .await
             .map_err(|e| {
-                SecretsError::Fetch(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                SecretsError::Fetch(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                )
             })?;
         out.secret_string.ok_or(SecretsError::Empty)
     }
@@ -122,16 +133,22 @@ pub struct SecretsCache<S = SecretsManagerSource> {
 impl<S: SecretSource> SecretsCache<S> {
     pub fn new(source: S, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         let ttl = ttl.min(Duration::from_secs(300));
-        Self { source, ttl, clock, cached: tokio::sync::Mutex::new(None) }
+        Self {
+            source,
+            ttl,
+            clock,
+            cached: tokio::sync::Mutex::new(None),
+        }
     }
 
     pub async fn get(&self) -> Result<Arc<AppSecret>, SecretsError> {
         let mut slot = self.cached.lock().await;
         let now = self.clock.now();
-        if let Some((fetched_at, secret)) = slot.as_ref() {
-            if now - *fetched_at < self.ttl && now >= *fetched_at {
-                return Ok(secret.clone());
-            }
+        if let Some((fetched_at, secret)) = slot.as_ref()
+            && now >= *fetched_at
+            && now - *fetched_at < self.ttl
+        {
+            return Ok(secret.clone());
         }
         let secret = Arc::new(AppSecret::from_json(&self.source.fetch().await?)?);
         *slot = Some((now, secret.clone()));

@@ -407,7 +407,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_audit(&self, account: &PortalAccountId) -> Result<Vec<AuditItem>, StoreError> {
+    pub async fn list_audit(
+        &self,
+        account: &PortalAccountId,
+    ) -> Result<Vec<AuditItem>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, TokenResponse, TokenUrl,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -24,7 +24,11 @@ pub enum ZoomError {
     #[error("Zoom's token endpoint refused the request: {error}")]
     OAuth { error: String },
     #[error("Zoom API error: HTTP {status}, code {code:?}")]
-    Api { status: u16, code: Option<i64>, message: Option<String> },
+    Api {
+        status: u16,
+        code: Option<i64>,
+        message: Option<String>,
+    },
     #[error("could not reach Zoom: {0}")]
     Transport(String),
     #[error("unexpected answer from Zoom: {0}")]
@@ -64,7 +68,8 @@ async fn send_oauth(http: &reqwest::Client, req: HttpRequest) -> Result<HttpResp
         .bytes()
         .await
         .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
-    out.body(bytes.to_vec()).map_err(|_| ZoomError::Unexpected("bad HTTP response"))
+    out.body(bytes.to_vec())
+        .map_err(|_| ZoomError::Unexpected("bad HTTP response"))
 }
 
 /// Builds the one HTTP client of the process.
@@ -125,7 +130,10 @@ pub struct Authorization {
 impl ZoomClient {
     pub fn new(http: reqwest::Client, config: &Config) -> Result<Self, ZoomError> {
         let join = |p: &str| {
-            config.zoom_oauth_base.join(p).map_err(|e| ZoomError::Config(e.to_string()))
+            config
+                .zoom_oauth_base
+                .join(p)
+                .map_err(|e| ZoomError::Config(e.to_string()))
         };
         Ok(Self {
             http,
@@ -184,7 +192,9 @@ impl ZoomClient {
                 access_token: SecretString::from(t.access_token().secret().to_owned()),
                 refresh_token: SecretString::from(
                     t.refresh_token()
-                        .ok_or(ZoomError::Unexpected("token response without refresh_token"))?
+                        .ok_or(ZoomError::Unexpected(
+                            "token response without refresh_token",
+                        ))?
                         .secret()
                         .to_owned(),
                 ),
@@ -211,7 +221,10 @@ impl ZoomClient {
 
     /// `GET /users/me`: who authorized, and in which Zoom account.
     pub async fn users_me(&self, access_token: &SecretString) -> Result<ZoomMe, ZoomError> {
-        let url = self.api_base.join("users/me").map_err(|e| ZoomError::Config(e.to_string()))?;
+        let url = self
+            .api_base
+            .join("users/me")
+            .map_err(|e| ZoomError::Config(e.to_string()))?;
         let resp = self
             .http
             .get(url)
@@ -221,8 +234,16 @@ impl ZoomClient {
             .await
             .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
         let status = resp.status();
-        if let Some(t) = resp.headers().get("x-zm-trackingid").and_then(|v| v.to_str().ok()) {
-            tracing::debug!(zoom_tracking_id = t, status = status.as_u16(), "GET users/me");
+        if let Some(t) = resp
+            .headers()
+            .get("x-zm-trackingid")
+            .and_then(|v| v.to_str().ok())
+        {
+            tracing::debug!(
+                zoom_tracking_id = t,
+                status = status.as_u16(),
+                "GET users/me"
+            );
         }
         let bytes = resp
             .bytes()
@@ -237,5 +258,89 @@ impl ZoomClient {
             });
         }
         serde_json::from_slice(&bytes).map_err(|_| ZoomError::Unexpected("users/me body"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+
+    fn client() -> ZoomClient {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("TABLE_NAME", "t"),
+            ("APP_SECRET_ID", "s"),
+            (
+                "ZOOM_REDIRECT_URI",
+                "https://api.example.com/zoom/oauth/callback",
+            ),
+            (
+                "PORTAL_INTEGRATION_URL",
+                "https://portal.example.com/settings/integration",
+            ),
+        ]);
+        let cfg = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        ZoomClient::new(http_client(Duration::from_secs(5)).unwrap(), &cfg).unwrap()
+    }
+
+    fn secret() -> AppSecret {
+        AppSecret::from_json(
+            r#"{"zoom_client_id":"cid","zoom_client_secret":"sec",
+                "token_encryption_keys":{"k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},"active_token_key_id":"k"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn authorize_url_carries_exactly_the_oauth_parameters() {
+        let a = client().authorize(&secret());
+        assert_eq!(a.url.origin().ascii_serialization(), "https://zoom.us");
+        assert_eq!(a.url.path(), "/oauth/authorize");
+        let q: HashMap<String, String> = a.url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "cid");
+        assert_eq!(
+            q["redirect_uri"],
+            "https://api.example.com/zoom/oauth/callback"
+        );
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["state"], a.state.expose_secret());
+        assert_eq!(q.len(), 6, "{q:?}");
+        // PKCE S256: challenge = BASE64URL(SHA256(verifier)), verifier 43+ chars.
+        let v = a.pkce_verifier.expose_secret();
+        assert!(v.len() >= 43);
+        assert_eq!(
+            q["code_challenge"],
+            URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn states_are_long_random_and_fresh() {
+        let c = client();
+        let s = secret();
+        let states: std::collections::HashSet<String> = (0..200)
+            .map(|_| c.authorize(&s).state.expose_secret().to_owned())
+            .collect();
+        assert_eq!(states.len(), 200);
+        for st in &states {
+            let bytes = URL_SAFE_NO_PAD.decode(st).unwrap();
+            assert!(bytes.len() * 8 >= 128, "state has {} bits", bytes.len() * 8);
+        }
+    }
+
+    #[test]
+    fn grant_debug_is_redacted() {
+        let g = TokenGrant {
+            access_token: SecretString::from("ACCESS-CANARY"),
+            refresh_token: SecretString::from("REFRESH-CANARY"),
+            expires_in: Duration::from_secs(1),
+            scopes: vec![],
+        };
+        let d = format!("{g:?}");
+        assert!(!d.contains("CANARY"), "{d}");
     }
 }

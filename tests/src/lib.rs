@@ -24,7 +24,10 @@ pub const SCOPES: &[&str] = &[
 
 /// The servers `./test` starts; without them the tests cannot run.
 pub fn require_local_aws() {
-    for v in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"] {
+    for v in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ] {
         assert!(
             std::env::var(v).is_ok_and(|s| s.starts_with("http://127.0.0.1:")),
             "{v} must point at a local server on 127.0.0.1: run the tests with ./test"
@@ -38,7 +41,10 @@ pub fn bin_dir() -> PathBuf {
     }
     // target/debug/deps/<test exe> → target/debug
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default()
+    exe.parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 pub fn free_port() -> u16 {
@@ -63,13 +69,25 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `bin` and waits for a stdout line containing `ready`; returns the line too.
-    async fn spawn(name: &'static str, bin: &str, args: &[&str], env: &[(String, String)], ready: &str) -> anyhow::Result<(Self, String)> {
+    async fn spawn(
+        name: &'static str,
+        bin: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        ready: &str,
+    ) -> anyhow::Result<(Self, String)> {
         let path = bin_dir().join(bin);
         if !path.exists() {
-            bail!("{} is missing: build it first (cargo build --workspace --bins; ./test does)", path.display());
+            bail!(
+                "{} is missing: build it first (cargo build --workspace --bins; ./test does)",
+                path.display()
+            );
         }
         let mut cmd = Command::new(&path);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -78,7 +96,13 @@ impl Proc {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let stdout = child.stdout.take().context("stdout")?;
         let stderr = child.stderr.take().context("stderr")?;
-        for (stream, tx) in [(Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Some(tx)), (Box::new(stderr), None)] {
+        for (stream, tx) in [
+            (
+                Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                Some(tx),
+            ),
+            (Box::new(stderr), None),
+        ] {
             let log = log.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
@@ -104,7 +128,8 @@ impl Proc {
         .ok()
         .flatten();
         let Some(line) = line else {
-            let out = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+            let out = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_owned();
             bail!("{name} did not start:\n{out}");
         };
         Ok((Self { name, child, log }, line))
@@ -113,9 +138,14 @@ impl Proc {
     /// SIGTERM, then wait for the process to finish writing.
     async fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
         // Let the reader tasks drain the pipes.
@@ -131,11 +161,17 @@ impl Proc {
 pub struct StackOptions {
     pub client_secret: String,
     pub rust_log: String,
+    /// More environment for the gateway (e.g. `HTTP_TIMEOUT_MS`).
+    pub gateway_env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { client_secret: unique("client-secret"), rust_log: "info".into() }
+        Self {
+            client_secret: unique("client-secret"),
+            rust_log: "info".into(),
+            gateway_env: vec![],
+        }
     }
 }
 
@@ -172,12 +208,27 @@ impl Stack {
         let secret_id = unique("s");
         let client_id = unique("client");
         local_gateway::provision::create_table(&dynamo, &template, &table).await?;
-        let secret_json = local_gateway::provision::app_secret_json(&client_id, &opts.client_secret, "webhook-secret");
+        let secret_json = local_gateway::provision::app_secret_json(
+            &client_id,
+            &opts.client_secret,
+            "webhook-secret",
+        );
         local_gateway::provision::create_secret(&sm, &secret_id, &secret_json).await?;
 
         let rust_log = ("RUST_LOG".to_string(), opts.rust_log.clone());
-        let (sim_proc, line) = Proc::spawn("zoom-sim", "zoom-sim", &["--port", "0"], &[rust_log.clone()], "listening on").await?;
-        let sim = line.rsplit(' ').next().context("zoom-sim address")?.to_owned();
+        let (sim_proc, line) = Proc::spawn(
+            "zoom-sim",
+            "zoom-sim",
+            &["--port", "0"],
+            std::slice::from_ref(&rust_log),
+            "listening on",
+        )
+        .await?;
+        let sim = line
+            .rsplit(' ')
+            .next()
+            .context("zoom-sim address")?
+            .to_owned();
 
         let port = free_port();
         let gateway = format!("http://127.0.0.1:{port}");
@@ -199,14 +250,25 @@ impl Stack {
             ("ZOOM_OAUTH_BASE_URL", sim.clone()),
             ("ZOOM_API_BASE_URL", format!("{sim}/v2")),
             ("ZOOM_REDIRECT_URI", redirect_uri.clone()),
-            ("PORTAL_INTEGRATION_URL", format!("{gateway}/settings/integration")),
+            (
+                "PORTAL_INTEGRATION_URL",
+                format!("{gateway}/settings/integration"),
+            ),
             ("PORTAL_ALLOWED_ORIGINS", gateway.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .chain([rust_log])
+        .chain(opts.gateway_env.iter().cloned())
         .collect();
-        let (gw_proc, _) = Proc::spawn("local-gateway", "local-gateway", &["serve"], &env, "listening on").await?;
+        let (gw_proc, _) = Proc::spawn(
+            "local-gateway",
+            "local-gateway",
+            &["serve"],
+            &env,
+            "listening on",
+        )
+        .await?;
         Ok(Self {
             gateway,
             sim,
@@ -233,7 +295,14 @@ impl Stack {
 
     /// A new Zoom account in zoom-sim; returns its id.
     pub async fn zoom_account(&self) -> anyhow::Result<String> {
-        let v: Value = self.http.post(format!("{}/_sim/accounts", self.sim)).json(&json!({})).send().await?.json().await?;
+        let v: Value = self
+            .http
+            .post(format!("{}/_sim/accounts", self.sim))
+            .json(&json!({}))
+            .send()
+            .await?
+            .json()
+            .await?;
         Ok(v["account_id"].as_str().context("account_id")?.to_owned())
     }
 
@@ -243,17 +312,41 @@ impl Stack {
 
     /// A token from the gateway's dev endpoint (`aud`, `expires_in`, `scope`, `sub` overridable).
     pub async fn token_with(&self, q: &[(&str, &str)]) -> anyhow::Result<String> {
-        let v: Value = self.http.get(format!("{}/__dev/token", self.gateway)).query(q).send().await?.error_for_status()?.json().await?;
+        let v: Value = self
+            .http
+            .get(format!("{}/__dev/token", self.gateway))
+            .query(q)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         Ok(v["token"].as_str().context("token")?.to_owned())
     }
 
     pub async fn status(&self, account: &str, token: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.get(format!("{}/v1/accounts/{account}/zoom", self.gateway)).bearer_auth(token).send().await?;
+        let r = self
+            .http
+            .get(format!("{}/v1/accounts/{account}/zoom", self.gateway))
+            .bearer_auth(token)
+            .send()
+            .await?;
         Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
     }
 
-    pub async fn install_raw(&self, account: &str, token: &str, body: Option<Value>) -> anyhow::Result<reqwest::Response> {
-        let mut r = self.http.post(format!("{}/v1/accounts/{account}/zoom/install", self.gateway)).bearer_auth(token);
+    pub async fn install_raw(
+        &self,
+        account: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut r = self
+            .http
+            .post(format!(
+                "{}/v1/accounts/{account}/zoom/install",
+                self.gateway
+            ))
+            .bearer_auth(token);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -264,15 +357,26 @@ impl Stack {
     pub async fn install(&self, account: &str, token: &str) -> anyhow::Result<url::Url> {
         let r = self.install_raw(account, token, None).await?;
         if r.status() != 200 {
-            bail!("install: HTTP {} {}", r.status(), r.text().await.unwrap_or_default());
+            bail!(
+                "install: HTTP {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
         }
         let v: Value = r.json().await?;
-        Ok(url::Url::parse(v["authorize_url"].as_str().context("authorize_url")?)?)
+        Ok(url::Url::parse(
+            v["authorize_url"].as_str().context("authorize_url")?,
+        )?)
     }
 
     /// What the customer does on Zoom's consent page: loads it, then Allow or
     /// Deny as `zoom_account`. Returns where Zoom redirects the browser.
-    pub async fn consent(&self, authorize_url: &url::Url, zoom_account: &str, allow: bool) -> anyhow::Result<url::Url> {
+    pub async fn consent(
+        &self,
+        authorize_url: &url::Url,
+        zoom_account: &str,
+        allow: bool,
+    ) -> anyhow::Result<url::Url> {
         let page = self.http.get(authorize_url.clone()).send().await?;
         if page.status() != 200 {
             bail!("consent page: HTTP {}", page.status());
@@ -283,9 +387,21 @@ impl Stack {
         }
         let mut form: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
         form.push(("account_id".into(), zoom_account.into()));
-        form.push(("decision".into(), if allow { "allow" } else { "deny" }.into()));
-        let r = self.http.post(format!("{}/oauth/authorize/decision", self.sim)).form(&form).send().await?;
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).context("consent did not redirect")?;
+        form.push((
+            "decision".into(),
+            if allow { "allow" } else { "deny" }.into(),
+        ));
+        let r = self
+            .http
+            .post(format!("{}/oauth/authorize/decision", self.sim))
+            .form(&form)
+            .send()
+            .await?;
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("consent did not redirect")?;
         Ok(url::Url::parse(loc)?)
     }
 
@@ -295,31 +411,74 @@ impl Stack {
     }
 
     /// Install → Allow → callback; returns (authorization code, callback response Location).
-    pub async fn verify(&self, account: &str, zoom_account: &str) -> anyhow::Result<(String, String)> {
+    pub async fn verify(
+        &self,
+        account: &str,
+        zoom_account: &str,
+    ) -> anyhow::Result<(String, String)> {
         let token = self.token(account).await?;
         let authz = self.install(account, &token).await?;
         let cb = self.consent(&authz, zoom_account, true).await?;
-        let code = cb.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).context("code")?;
+        let code = cb
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .context("code")?;
         let r = self.callback(&cb).await?;
-        let loc = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Ok((code, loc))
     }
 
+    /// Injects a fault into zoom-sim (see its control API).
+    pub async fn fault(&self, fault: Value) -> anyhow::Result<()> {
+        self.http
+            .post(format!("{}/_sim/faults", self.sim))
+            .json(&fault)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     pub async fn sim_get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.http.get(format!("{}{path}", self.sim)).send().await?.json().await?)
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.sim))
+            .send()
+            .await?
+            .json()
+            .await?)
     }
 
     /// zoom-sim's count of token-endpoint calls for one grant type.
     pub async fn token_calls(&self, grant_type: &str) -> anyhow::Result<u64> {
-        Ok(self.sim_get("/_sim/counters").await?["token_calls"][grant_type].as_u64().unwrap_or(0))
+        Ok(
+            self.sim_get("/_sim/counters").await?["token_calls"][grant_type]
+                .as_u64()
+                .unwrap_or(0),
+        )
     }
 
     /// Every item in this test's table (a Scan: tests only).
-    pub async fn all_items(&self) -> anyhow::Result<Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>> {
+    pub async fn all_items(
+        &self,
+    ) -> anyhow::Result<Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>> {
         let mut out = vec![];
         let mut start = None;
         loop {
-            let page = self.dynamo.scan().table_name(&self.table).consistent_read(true).set_exclusive_start_key(start).send().await?;
+            let page = self
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
             out.extend(page.items.unwrap_or_default());
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -337,7 +496,10 @@ impl Stack {
             ("ZOOM_OAUTH_BASE_URL", self.sim.clone()),
             ("ZOOM_API_BASE_URL", format!("{}/v2", self.sim)),
             ("ZOOM_REDIRECT_URI", self.redirect_uri.clone()),
-            ("PORTAL_INTEGRATION_URL", format!("{}/settings/integration", self.gateway)),
+            (
+                "PORTAL_INTEGRATION_URL",
+                format!("{}/settings/integration", self.gateway),
+            ),
         ]);
         Ok(shared::config::Config::from_lookup(|k| m.get(k).cloned())?)
     }
@@ -345,17 +507,35 @@ impl Stack {
 
 /// A Lambda HTTP request as API Gateway would deliver it, with the JWT
 /// authorizer's claims for `account` (for calling handlers in-process).
-pub fn lambda_request(method: &str, route: &str, path: &str, query: Option<&str>, params: &[(&str, &str)], claims: Option<(&str, &str)>, body: &[u8]) -> lambda_http::Request {
-    let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+pub fn lambda_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    query: Option<&str>,
+    params: &[(&str, &str)],
+    claims: Option<(&str, &str)>,
+    body: &[u8],
+) -> lambda_http::Request {
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let authorizer = match claims {
-        Some((account, sub)) => json!({"jwt": {"claims": {"portal_account_id": account, "sub": sub, "scope": "zoom.integration"}, "scopes": ["zoom.integration"]}}),
+        Some((account, sub)) => {
+            json!({"jwt": {"claims": {"portal_account_id": account, "sub": sub, "scope": "zoom.integration"}, "scopes": ["zoom.integration"]}})
+        }
         None => Value::Null,
     };
     let mut headers = axum_headers();
     if !body.is_empty() {
-        headers.insert("content-type", http::HeaderValue::from_static("application/json"));
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json"),
+        );
     }
-    let ev = local_gateway::gateway::api_gateway_event(method, route, path, query, &headers, &params, body, authorizer);
+    let ev = local_gateway::gateway::api_gateway_event(
+        method, route, path, query, &headers, &params, body, authorizer,
+    );
     lambda_http::request::from_str(&ev.to_string()).unwrap_or_else(|e| panic!("bad event: {e}"))
 }
 

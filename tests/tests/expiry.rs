@@ -13,9 +13,18 @@ async fn expired_state_is_refused_and_nothing_is_exchanged() -> anyhow::Result<(
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let ctx = shared::AppContext::build(s.config()?, Arc::new(clock.clone())).await?;
 
-    let req = lambda_request("POST", "/v1/accounts/{account_id}/zoom/install", "/v1/accounts/acct-1/zoom/install", None,
-                             &[("account_id", "acct-1")], Some(("acct-1", "user-1")), b"");
-    let resp = install::handle(&ctx, req).await.map_err(|e| anyhow::anyhow!(e))?;
+    let req = lambda_request(
+        "POST",
+        "/v1/accounts/{account_id}/zoom/install",
+        "/v1/accounts/acct-1/zoom/install",
+        None,
+        &[("account_id", "acct-1")],
+        Some(("acct-1", "user-1")),
+        b"",
+    );
+    let resp = install::handle(&ctx, req)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = match resp.body() {
         lambda_http::Body::Text(t) => serde_json::from_str(t)?,
@@ -25,15 +34,33 @@ async fn expired_state_is_refused_and_nothing_is_exchanged() -> anyhow::Result<(
     let cb = s.consent(&authz, &zoom, true).await?;
 
     clock.advance(time::Duration::minutes(10)); // exactly at expiry: refused
-    let call = |q: String| lambda_request("GET", "/zoom/oauth/callback", "/zoom/oauth/callback", Some(&q), &[], None, b"");
-    let resp = oauth_callback::handle(&ctx, call(cb.query().unwrap().to_owned())).await.map_err(|e| anyhow::anyhow!(e))?;
+    let call = |q: String| {
+        lambda_request(
+            "GET",
+            "/zoom/oauth/callback",
+            "/zoom/oauth/callback",
+            Some(&q),
+            &[],
+            None,
+            b"",
+        )
+    };
+    let resp = oauth_callback::handle(&ctx, call(cb.query().unwrap().to_owned()))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     assert_eq!(resp.status(), 400);
-    let lambda_http::Body::Text(page) = resp.body() else { anyhow::bail!("no page") };
+    let lambda_http::Body::Text(page) = resp.body() else {
+        anyhow::bail!("no page")
+    };
     assert!(page.contains("expired"), "{page}");
     assert_eq!(s.token_calls("authorization_code").await?, 0);
 
-    let status = shared::install_flow::status(&ctx, &shared::ids::PortalAccountId::parse("acct-1")?).await?;
-    assert_eq!(status.status, "not_connected", "pending cleared when the state expired");
+    let status =
+        shared::install_flow::status(&ctx, &shared::ids::PortalAccountId::parse("acct-1")?).await?;
+    assert_eq!(
+        status.status, "not_connected",
+        "pending cleared when the state expired"
+    );
     Ok(())
 }
 
@@ -44,9 +71,15 @@ async fn state_just_inside_its_life_still_works() -> anyhow::Result<()> {
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let ctx = shared::AppContext::build(s.config()?, Arc::new(clock.clone())).await?;
     let account = shared::ids::PortalAccountId::parse("acct-1")?;
-    let caller = shared::auth::Caller { account: account.clone(), user: shared::ids::PortalUserId::parse("u1")?, scopes: vec![] };
+    let caller = shared::auth::Caller {
+        account: account.clone(),
+        user: shared::ids::PortalUserId::parse("u1")?,
+        scopes: vec![],
+    };
     let started = shared::install_flow::begin_install(&ctx, &caller, &account, None).await?;
-    let cb = s.consent(&url::Url::parse(&started.authorize_url)?, &zoom, true).await?;
+    let cb = s
+        .consent(&url::Url::parse(&started.authorize_url)?, &zoom, true)
+        .await?;
     clock.advance(time::Duration::seconds(599));
     let q: std::collections::HashMap<_, _> = cb.query_pairs().into_owned().collect();
     let out = shared::install_flow::complete_install(
@@ -58,7 +91,9 @@ async fn state_just_inside_its_life_still_works() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let shared::install_flow::CallbackOutcome::Redirect(u) = out else { anyhow::bail!("expected redirect, got {out:?}") };
+    let shared::install_flow::CallbackOutcome::Redirect(u) = out else {
+        anyhow::bail!("expected redirect, got {out:?}")
+    };
     assert!(u.as_str().ends_with("zoom=verified"), "{u}");
     let status = shared::install_flow::status(&ctx, &account).await?;
     assert_eq!(status.status, "verified");

@@ -5,7 +5,9 @@ use e2e::Stack;
 use serde_json::Value;
 
 fn query(u: &str) -> Vec<(String, String)> {
-    url::Url::parse(u).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
+    url::Url::parse(u)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -25,18 +27,32 @@ async fn full_install_not_connected_pending_verified() -> anyhow::Result<()> {
     assert_eq!(q["client_id"], s.client_id);
     assert_eq!(q["redirect_uri"], s.redirect_uri);
     assert_eq!(q["code_challenge_method"], "S256");
-    assert_eq!(q["code_challenge"].len(), 43, "S256 challenge is 32 bytes base64url");
-    assert!(q["state"].len() >= 22, "state carries at least 128 random bits");
+    assert_eq!(
+        q["code_challenge"].len(),
+        43,
+        "S256 challenge is 32 bytes base64url"
+    );
+    assert!(
+        q["state"].len() >= 22,
+        "state carries at least 128 random bits"
+    );
     let (_, st) = s.status("acct-1", &t).await?;
     assert_eq!(st["status"], "pending");
 
     let cb = s.consent(&authz, &zoom, true).await?;
-    let issued_code = query(cb.as_str()).into_iter().find(|(k, _)| k == "code").map(|(_, v)| v).unwrap_or_default();
+    let issued_code = query(cb.as_str())
+        .into_iter()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     assert!(!issued_code.is_empty());
     let r = s.callback(&cb).await?;
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str()?.to_owned();
-    assert_eq!(loc, format!("{}/settings/integration?zoom=verified", s.gateway));
+    assert_eq!(
+        loc,
+        format!("{}/settings/integration?zoom=verified", s.gateway)
+    );
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
 
     let (code, st) = s.status("acct-1", &t).await?;
@@ -45,11 +61,22 @@ async fn full_install_not_connected_pending_verified() -> anyhow::Result<()> {
     assert_eq!(st["verified"], true);
     assert_eq!(st["authorization_code"], issued_code.as_str());
     assert_eq!(st["zoom_account_id"], zoom.as_str());
-    assert_eq!(st["capabilities"], serde_json::json!({"order_numbers": true, "upload_numbers": true, "provisioning": true}));
-    let scopes: Vec<&str> = st["scopes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        st["capabilities"],
+        serde_json::json!({"order_numbers": true, "upload_numbers": true, "provisioning": true})
+    );
+    let scopes: Vec<&str> = st["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(scopes, e2e::SCOPES);
     let text = st.to_string();
-    assert!(!text.contains("token"), "no token field in the status: {text}");
+    assert!(
+        !text.contains("token"),
+        "no token field in the status: {text}"
+    );
     assert_eq!(s.token_calls("authorization_code").await?, 1);
     Ok(())
 }
@@ -57,9 +84,19 @@ async fn full_install_not_connected_pending_verified() -> anyhow::Result<()> {
 #[tokio::test]
 async fn marketplace_initiated_callback_does_not_exchange() -> anyhow::Result<()> {
     let s = Stack::start().await?;
-    let r = s.http.get(format!("{}/zoom/oauth/callback?code=obBEe8ewaL_KdyNjniT4KPd8ffDWt9fGB", s.gateway)).send().await?;
+    let r = s
+        .http
+        .get(format!(
+            "{}/zoom/oauth/callback?code=obBEe8ewaL_KdyNjniT4KPd8ffDWt9fGB",
+            s.gateway
+        ))
+        .send()
+        .await?;
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], format!("{}/settings/integration?zoom=finish_in_portal", s.gateway).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}/settings/integration?zoom=finish_in_portal", s.gateway).as_str()
+    );
     assert_eq!(s.token_calls("authorization_code").await?, 0);
     assert!(s.all_items().await?.is_empty(), "nothing stored");
     Ok(())
@@ -77,10 +114,17 @@ async fn denial_redirects_with_reason_and_stores_no_grant() -> anyhow::Result<()
     assert_eq!(r.status(), 302);
     assert_eq!(
         r.headers()["location"],
-        format!("{}/settings/integration?zoom=error&reason=access_denied", s.gateway).as_str()
+        format!(
+            "{}/settings/integration?zoom=error&reason=access_denied",
+            s.gateway
+        )
+        .as_str()
     );
     let (_, st) = s.status("acct-1", &t).await?;
-    assert_eq!(st["status"], "not_connected", "pending cleared, nothing verified: {st}");
+    assert_eq!(
+        st["status"], "not_connected",
+        "pending cleared, nothing verified: {st}"
+    );
     assert_eq!(s.token_calls("authorization_code").await?, 0);
     Ok(())
 }
@@ -97,16 +141,28 @@ async fn replayed_and_unknown_states_get_a_400_page_and_change_nothing() -> anyh
 
     let replay = s.callback(&cb).await?;
     assert_eq!(replay.status(), 400);
-    assert!(replay.headers()["content-type"].to_str()?.starts_with("text/html"));
+    assert!(
+        replay.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
     assert!(replay.text().await?.contains("not valid"));
-    for bogus in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x", "<script>"] {
+    for bogus in [
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "x",
+        "<script>",
+    ] {
         let mut u = cb.clone();
         u.set_query(Some(&format!("code=abc&state={}", urlencode(bogus))));
         assert_eq!(s.callback(&u).await?.status(), 400, "{bogus}");
     }
     let (_, after) = s.status("acct-1", &t).await?;
     assert_eq!(before, after);
-    assert_eq!(s.token_calls("authorization_code").await?, 1, "no exchange for a bad state");
+    assert_eq!(
+        s.token_calls("authorization_code").await?,
+        1,
+        "no exchange for a bad state"
+    );
     Ok(())
 }
 
@@ -124,13 +180,32 @@ async fn another_accounts_state_cannot_carry_this_code() -> anyhow::Result<()> {
     let authz_a = s.install("acct-a", &ta).await?;
     let authz_b = s.install("acct-b", &tb).await?;
     let cb_b = s.consent(&authz_b, &zoom_b, true).await?;
-    let state_a = authz_a.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()).unwrap();
-    let code_b = cb_b.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).unwrap();
+    let state_a = authz_a
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let code_b = cb_b
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
     let mut forged = cb_b.clone();
-    forged.set_query(Some(&format!("code={}&state={}", urlencode(&code_b), urlencode(&state_a))));
+    forged.set_query(Some(&format!(
+        "code={}&state={}",
+        urlencode(&code_b),
+        urlencode(&state_a)
+    )));
     let r = s.callback(&forged).await?;
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], format!("{}/settings/integration?zoom=error&reason=invalid_grant", s.gateway).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!(
+            "{}/settings/integration?zoom=error&reason=invalid_grant",
+            s.gateway
+        )
+        .as_str()
+    );
     assert_eq!(s.status("acct-a", &ta).await?.1["verified"], false);
     assert_eq!(s.status("acct-b", &tb).await?.1["verified"], false);
     // A's state is spent now, too.
@@ -148,10 +223,26 @@ async fn replayed_code_fails_and_keeps_the_existing_grant() -> anyhow::Result<()
 
     // Install & Configure again, but the callback carries the old, spent code.
     let authz = s.install("acct-1", &t).await?;
-    let state = authz.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()).unwrap();
-    let u = url::Url::parse(&format!("{}/zoom/oauth/callback?code={}&state={}", s.gateway, urlencode(&first_code), urlencode(&state)))?;
+    let state = authz
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let u = url::Url::parse(&format!(
+        "{}/zoom/oauth/callback?code={}&state={}",
+        s.gateway,
+        urlencode(&first_code),
+        urlencode(&state)
+    ))?;
     let r = s.callback(&u).await?;
-    assert_eq!(r.headers()["location"], format!("{}/settings/integration?zoom=error&reason=invalid_request", s.gateway).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!(
+            "{}/settings/integration?zoom=error&reason=invalid_request",
+            s.gateway
+        )
+        .as_str()
+    );
     let (_, after) = s.status("acct-1", &t).await?;
     assert_eq!(after["status"], "verified", "the old grant stays: {after}");
     assert_eq!(after["authorization_code"], before["authorization_code"]);
@@ -177,12 +268,25 @@ async fn pkce_mismatch_stores_nothing() -> anyhow::Result<()> {
     let pairs: Vec<(String, String)> = authz
         .query_pairs()
         .into_owned()
-        .map(|(k, v)| if k == "code_challenge" { (k, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "code_challenge" {
+                (k, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into())
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     tampered.query_pairs_mut().clear().extend_pairs(pairs);
     let cb = s.consent(&tampered, &zoom, true).await?;
     let r = s.callback(&cb).await?;
-    assert_eq!(r.headers()["location"], format!("{}/settings/integration?zoom=error&reason=invalid_grant", s.gateway).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!(
+            "{}/settings/integration?zoom=error&reason=invalid_grant",
+            s.gateway
+        )
+        .as_str()
+    );
     let (_, st) = s.status("acct-1", &t).await?;
     assert_eq!(st["status"], "not_connected");
     assert!(st.get("zoom_account_id").is_none());
@@ -195,8 +299,67 @@ async fn one_zoom_account_serves_one_portal_account() -> anyhow::Result<()> {
     let zoom = s.zoom_account().await?;
     s.verify("acct-a", &zoom).await?;
     let (_, loc) = s.verify("acct-b", &zoom).await?;
-    assert!(loc.ends_with("zoom=error&reason=zoom_account_in_use"), "{loc}");
+    assert!(
+        loc.ends_with("zoom=error&reason=zoom_account_in_use"),
+        "{loc}"
+    );
     let tb = s.token("acct-b").await?;
     assert_eq!(s.status("acct-b", &tb).await?.1["status"], "not_connected");
+    Ok(())
+}
+
+#[tokio::test]
+async fn zoom_failures_send_the_customer_back_with_a_reason_and_store_nothing() -> anyhow::Result<()>
+{
+    let s = e2e::Stack::start_with(e2e::StackOptions {
+        gateway_env: vec![("HTTP_TIMEOUT_MS".into(), "700".into())],
+        ..Default::default()
+    })
+    .await?;
+    let zoom = s.zoom_account().await?;
+    let t = s.token("acct-1").await?;
+    let cases = [
+        // Zoom's token endpoint fails.
+        (
+            serde_json::json!({"path": "/oauth/token", "status": 503, "times": 1}),
+            "token_exchange_failed",
+        ),
+        // Too slow: our timeout ends the call.
+        (
+            serde_json::json!({"path": "/oauth/token", "delay_ms": 2000, "times": 1}),
+            "token_exchange_failed",
+        ),
+        // users/me redirects somewhere: never followed.
+        (
+            serde_json::json!({"path": "/v2/users/me", "status": 302, "times": 1,
+                               "headers": {"location": "http://127.0.0.1:9/steal"}}),
+            "zoom_api_error",
+        ),
+        (
+            serde_json::json!({"path": "/v2/users/me", "status": 401, "times": 1,
+                            "body": {"code": 124, "message": "Invalid access token."}}),
+            "zoom_api_error",
+        ),
+    ];
+    for (fault, reason) in cases {
+        s.fault(fault.clone()).await?;
+        let authz = s.install("acct-1", &t).await?;
+        let cb = s.consent(&authz, &zoom, true).await?;
+        let r = s.callback(&cb).await?;
+        assert_eq!(
+            r.headers()["location"],
+            format!(
+                "{}/settings/integration?zoom=error&reason={reason}",
+                s.gateway
+            )
+            .as_str(),
+            "{fault}"
+        );
+        let (_, st) = s.status("acct-1", &t).await?;
+        assert_eq!(st["status"], "not_connected", "{fault}: {st}");
+    }
+    // And with Zoom healthy again, the same account verifies.
+    let (_, loc) = s.verify("acct-1", &zoom).await?;
+    assert!(loc.ends_with("zoom=verified"));
     Ok(())
 }

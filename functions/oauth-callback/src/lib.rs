@@ -31,7 +31,11 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Result<Response<Body>, Er
         ),
         Err(e) => {
             let p = e.problem();
-            html_page(p.status, "The Zoom connection could not be completed", &p.detail)
+            html_page(
+                p.status,
+                "The Zoom connection could not be completed",
+                &p.detail,
+            )
         }
     })
 }

@@ -12,6 +12,8 @@ pub async fn handle(ctx: &AppContext, req: Request) -> Result<Response<Body>, Er
 async fn run(ctx: &AppContext, req: &Request) -> Result<Response<Body>, Problem> {
     let caller = auth::caller(req, &ctx.config.portal_account_claim)?;
     let account = auth::path_account(req, &caller)?;
-    let view = install_flow::status(ctx, &account).await.map_err(|e| e.problem())?;
+    let view = install_flow::status(ctx, &account)
+        .await
+        .map_err(|e| e.problem())?;
     Ok(json(200, &view))
 }

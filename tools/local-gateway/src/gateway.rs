@@ -72,13 +72,25 @@ impl Function {
 
 impl Gateway {
     /// Fails if the template names a function this gateway cannot run.
-    pub fn new(template: Template, ctx: AppContext, keys: JwtKeys, config: GatewayConfig) -> anyhow::Result<Self> {
+    pub fn new(
+        template: Template,
+        ctx: AppContext,
+        keys: JwtKeys,
+        config: GatewayConfig,
+    ) -> anyhow::Result<Self> {
         for (id, bin) in &template.functions {
             if Function::from_binary(bin).is_none() {
-                anyhow::bail!("template function {id} (binary {bin}) is not wired into the local gateway");
+                anyhow::bail!(
+                    "template function {id} (binary {bin}) is not wired into the local gateway"
+                );
             }
         }
-        Ok(Self { template, ctx, keys, config })
+        Ok(Self {
+            template,
+            ctx,
+            keys,
+            config,
+        })
     }
 }
 
@@ -118,14 +130,25 @@ struct TokenQuery {
 async fn dev_token(State(gw): State<Arc<Gateway>>, Query(q): Query<TokenQuery>) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let exp = now + q.expires_in.unwrap_or(3600);
-    let account = q.account_id.unwrap_or_else(|| gw.config.demo_account.clone());
+    let account = q
+        .account_id
+        .unwrap_or_else(|| gw.config.demo_account.clone());
     let mut claims = Map::new();
     claims.insert("iss".into(), gw.config.issuer.clone().into());
-    claims.insert("aud".into(), q.aud.unwrap_or_else(|| gw.config.audience.clone()).into());
-    claims.insert("sub".into(), q.sub.unwrap_or_else(|| format!("user-of-{account}")).into());
+    claims.insert(
+        "aud".into(),
+        q.aud.unwrap_or_else(|| gw.config.audience.clone()).into(),
+    );
+    claims.insert(
+        "sub".into(),
+        q.sub.unwrap_or_else(|| format!("user-of-{account}")).into(),
+    );
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), exp.into());
-    claims.insert("scope".into(), q.scope.unwrap_or_else(|| "zoom.integration".into()).into());
+    claims.insert(
+        "scope".into(),
+        q.scope.unwrap_or_else(|| "zoom.integration".into()).into(),
+    );
     claims.insert(gw.config.account_claim.clone(), account.into());
     match gw.keys.mint(&claims) {
         Ok(t) => axum::Json(json!({"token": t, "expires_at": exp})).into_response(),
@@ -134,7 +157,13 @@ async fn dev_token(State(gw): State<Arc<Gateway>>, Query(q): Query<TokenQuery>) 
 }
 
 /// Every template route: authorize, build the API Gateway v2 event, run the handler.
-async fn dispatch(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(gw): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if body.len() > MAX_BODY {
         return gw_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     }
@@ -149,14 +178,30 @@ async fn dispatch(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, head
         RouteAuth::None => Value::Null,
         RouteAuth::Jwt { scopes } => {
             let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-            match gw.keys.verify(auth, &gw.config.issuer, &gw.config.audience, scopes) {
+            match gw
+                .keys
+                .verify(auth, &gw.config.issuer, &gw.config.audience, scopes)
+            {
                 Ok((claims, scopes)) => json!({"jwt": {"claims": claims, "scopes": scopes}}),
-                Err(AuthFailure::Unauthorized) => return gw_message(StatusCode::UNAUTHORIZED, "Unauthorized"),
-                Err(AuthFailure::Forbidden) => return gw_message(StatusCode::FORBIDDEN, "Forbidden"),
+                Err(AuthFailure::Unauthorized) => {
+                    return gw_message(StatusCode::UNAUTHORIZED, "Unauthorized");
+                }
+                Err(AuthFailure::Forbidden) => {
+                    return gw_message(StatusCode::FORBIDDEN, "Forbidden");
+                }
             }
         }
     };
-    let event = api_gateway_event(&route.method, &route.path, path, uri.query(), &headers, &params, &body, authorizer);
+    let event = api_gateway_event(
+        &route.method,
+        &route.path,
+        path,
+        uri.query(),
+        &headers,
+        &params,
+        &body,
+        authorizer,
+    );
     let req = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -191,14 +236,28 @@ pub fn api_gateway_event(
     for (k, v) in headers {
         let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
         if k == "cookie" {
-            cookies.extend(v.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
+            cookies.extend(
+                v.split(';')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty()),
+            );
             continue;
         }
-        hmap.entry(k.as_str().to_owned()).and_modify(|e| { e.push(','); e.push_str(&v) }).or_insert(v);
+        hmap.entry(k.as_str().to_owned())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v)
+            })
+            .or_insert(v);
     }
     let mut qmap: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        qmap.entry(k.into_owned()).and_modify(|e| { e.push(','); e.push_str(&v) }).or_insert(v.into_owned());
+        qmap.entry(k.into_owned())
+            .and_modify(|e| {
+                e.push(',');
+                e.push_str(&v)
+            })
+            .or_insert(v.into_owned());
     }
     let now = time::OffsetDateTime::now_utc();
     let (body_val, b64) = match std::str::from_utf8(body) {
@@ -206,7 +265,10 @@ pub fn api_gateway_event(
         Ok(s) => (Value::String(s.to_owned()), false),
         Err(_) => (Value::String(STANDARD.encode(body)), true),
     };
-    let host = hmap.get("host").cloned().unwrap_or_else(|| "127.0.0.1".into());
+    let host = hmap
+        .get("host")
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".into());
     let mut ctx = json!({
         "accountId": "000000000000",
         "apiId": "local",

@@ -45,11 +45,18 @@ impl JwtKeys {
         let kid: String = kid_bytes.iter().map(|b| format!("{b:02x}")).collect();
         jwk.common.key_id = Some(kid.clone());
         let decoding = DecodingKey::from_jwk(&jwk).context("decoding key")?;
-        Ok(Self { kid, encoding, decoding, jwk })
+        Ok(Self {
+            kid,
+            encoding,
+            decoding,
+            jwk,
+        })
     }
 
     pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: vec![self.jwk.clone()] }
+        JwkSet {
+            keys: vec![self.jwk.clone()],
+        }
     }
 
     pub fn mint(&self, claims: &Map<String, Value>) -> anyhow::Result<String> {
@@ -84,7 +91,10 @@ impl JwtKeys {
         let claims = data.claims;
         let scopes: Vec<String> = match claims.get("scope").or_else(|| claims.get("scp")) {
             Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
             _ => vec![],
         };
         if !required_scopes.is_empty() && !required_scopes.iter().any(|r| scopes.contains(r)) {
@@ -98,7 +108,10 @@ impl JwtKeys {
                     Value::Array(a) => format!(
                         "[{}]",
                         a.iter()
-                            .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                            .map(|x| x
+                                .as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| x.to_string()))
                             .collect::<Vec<_>>()
                             .join(" ")
                     ),
@@ -124,7 +137,11 @@ mod tests {
         .cloned()
         .unwrap();
         for (k, v) in extra.as_object().cloned().unwrap() {
-            if v.is_null() { m.remove(&k); } else { m.insert(k, v); }
+            if v.is_null() {
+                m.remove(&k);
+            } else {
+                m.insert(k, v);
+            }
         }
         m
     }
@@ -134,20 +151,38 @@ mod tests {
         let k = JwtKeys::generate().unwrap();
         let scopes = vec!["zoom.integration".to_string()];
         let t = k.mint(&claims(json!({}))).unwrap();
-        let (c, s) = k.verify(Some(&format!("Bearer {t}")), "iss", "aud", &scopes).unwrap();
+        let (c, s) = k
+            .verify(Some(&format!("Bearer {t}")), "iss", "aud", &scopes)
+            .unwrap();
         assert_eq!(c["portal_account_id"], "a1");
         assert_eq!(s, scopes);
-        let bad = |extra: Value| k.verify(Some(&k.mint(&claims(extra)).unwrap()), "iss", "aud", &scopes);
+        let bad = |extra: Value| {
+            k.verify(
+                Some(&k.mint(&claims(extra)).unwrap()),
+                "iss",
+                "aud",
+                &scopes,
+            )
+        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         assert_eq!(bad(json!({"exp": now - 1})), Err(AuthFailure::Unauthorized));
         assert_eq!(bad(json!({"aud": "other"})), Err(AuthFailure::Unauthorized));
         assert_eq!(bad(json!({"iss": "other"})), Err(AuthFailure::Unauthorized));
         assert_eq!(bad(json!({"exp": null})), Err(AuthFailure::Unauthorized));
-        assert_eq!(bad(json!({"nbf": now + 120})), Err(AuthFailure::Unauthorized));
+        assert_eq!(
+            bad(json!({"nbf": now + 120})),
+            Err(AuthFailure::Unauthorized)
+        );
         assert_eq!(bad(json!({"scope": "other"})), Err(AuthFailure::Forbidden));
-        assert_eq!(k.verify(None, "iss", "aud", &scopes), Err(AuthFailure::Unauthorized));
+        assert_eq!(
+            k.verify(None, "iss", "aud", &scopes),
+            Err(AuthFailure::Unauthorized)
+        );
         let other = JwtKeys::generate().unwrap();
         let forged = other.mint(&claims(json!({}))).unwrap();
-        assert_eq!(k.verify(Some(&forged), "iss", "aud", &scopes), Err(AuthFailure::Unauthorized));
+        assert_eq!(
+            k.verify(Some(&forged), "iss", "aud", &scopes),
+            Err(AuthFailure::Unauthorized)
+        );
     }
 }

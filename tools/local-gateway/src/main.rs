@@ -10,12 +10,20 @@ use local_gateway::jwt::JwtKeys;
 use local_gateway::template::Template;
 
 fn env_or(k: &str, d: &str) -> String {
-    std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_owned())
+    std::env::var(k)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| d.to_owned())
 }
 
 fn flag(args: &[String], name: &str) -> anyhow::Result<String> {
-    let i = args.iter().position(|a| a == name).with_context(|| format!("{name} is required"))?;
-    args.get(i + 1).cloned().with_context(|| format!("{name} needs a value"))
+    let i = args
+        .iter()
+        .position(|a| a == name)
+        .with_context(|| format!("{name} is required"))?;
+    args.get(i + 1)
+        .cloned()
+        .with_context(|| format!("{name} needs a value"))
 }
 
 #[tokio::main]
@@ -33,8 +41,18 @@ async fn main() -> anyhow::Result<()> {
                 &flag(&args, "--client-secret")?,
                 &flag(&args, "--webhook-secret").unwrap_or_else(|_| "local-webhook-secret".into()),
             );
-            local_gateway::provision::create_table(&aws_sdk_dynamodb::Client::new(&aws), &template, &table).await?;
-            local_gateway::provision::create_secret(&aws_sdk_secretsmanager::Client::new(&aws), &secret, &json).await?;
+            local_gateway::provision::create_table(
+                &aws_sdk_dynamodb::Client::new(&aws),
+                &template,
+                &table,
+            )
+            .await?;
+            local_gateway::provision::create_secret(
+                &aws_sdk_secretsmanager::Client::new(&aws),
+                &secret,
+                &json,
+            )
+            .await?;
             println!("created table {table} and secret {secret}");
             Ok(())
         }
@@ -63,7 +81,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
         let _ = ctrl_c.await;
         return;
     };

@@ -2,7 +2,10 @@
 //! shaped like the carrier's guide. Local only.
 
 pub fn render(account: &str) -> String {
-    PAGE.replace("__ACCOUNT_JSON__", &serde_json::to_string(account).unwrap_or_else(|_| "\"\"".into()))
+    PAGE.replace(
+        "__ACCOUNT_JSON__",
+        &serde_json::to_string(account).unwrap_or_else(|_| "\"\"".into()),
+    )
 }
 
 const PAGE: &str = r##"<!doctype html>

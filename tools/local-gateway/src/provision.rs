@@ -14,7 +14,9 @@ use serde_yaml::Value;
 use crate::template::Template;
 
 fn s<'a>(v: &'a Value, k: &str) -> anyhow::Result<&'a str> {
-    v.get(k).and_then(Value::as_str).with_context(|| format!("table definition: {k} missing"))
+    v.get(k)
+        .and_then(Value::as_str)
+        .with_context(|| format!("table definition: {k} missing"))
 }
 
 fn key_schema(v: &Value) -> anyhow::Result<Vec<KeySchemaElement>> {
@@ -37,7 +39,11 @@ pub async fn create_table(
 ) -> anyhow::Result<()> {
     let t = &template.table;
     let mut req = client.create_table().table_name(name);
-    for a in t.get("AttributeDefinitions").and_then(Value::as_sequence).context("AttributeDefinitions")? {
+    for a in t
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .context("AttributeDefinitions")?
+    {
         req = req.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(s(a, "AttributeName")?)
@@ -48,12 +54,25 @@ pub async fn create_table(
     req = req.set_key_schema(Some(key_schema(t.get("KeySchema").context("KeySchema")?)?));
     match t.get("BillingMode").and_then(Value::as_str) {
         Some("PAY_PER_REQUEST") => req = req.billing_mode(BillingMode::PayPerRequest),
-        other => bail!("only PAY_PER_REQUEST tables are supported locally, template says {other:?}"),
+        other => {
+            bail!("only PAY_PER_REQUEST tables are supported locally, template says {other:?}")
+        }
     }
-    for g in t.get("GlobalSecondaryIndexes").and_then(Value::as_sequence).into_iter().flatten() {
+    for g in t
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
         let p = g.get("Projection").context("Projection")?;
-        let mut proj = Projection::builder().projection_type(ProjectionType::from(s(p, "ProjectionType")?));
-        for a in p.get("NonKeyAttributes").and_then(Value::as_sequence).into_iter().flatten() {
+        let mut proj =
+            Projection::builder().projection_type(ProjectionType::from(s(p, "ProjectionType")?));
+        for a in p
+            .get("NonKeyAttributes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
             proj = proj.non_key_attributes(a.as_str().context("NonKeyAttributes")?);
         }
         req = req.global_secondary_indexes(
@@ -64,22 +83,26 @@ pub async fn create_table(
                 .build()?,
         );
     }
-    req.send().await.map_err(|e| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-    if let Some(ttl) = t.get("TimeToLiveSpecification") {
-        if ttl.get("Enabled").and_then(Value::as_bool) == Some(true) {
-            client
-                .update_time_to_live()
-                .table_name(name)
-                .time_to_live_specification(
-                    TimeToLiveSpecification::builder()
-                        .attribute_name(s(ttl, "AttributeName")?)
-                        .enabled(true)
-                        .build()?,
-                )
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-        }
+    req.send().await.map_err(|e| {
+        anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+    })?;
+    if let Some(ttl) = t.get("TimeToLiveSpecification")
+        && ttl.get("Enabled").and_then(Value::as_bool) == Some(true)
+    {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(s(ttl, "AttributeName")?)
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
     }
     Ok(())
 }
@@ -110,6 +133,8 @@ pub async fn create_secret(
         .secret_string(secret_json)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        })?;
     Ok(())
 }

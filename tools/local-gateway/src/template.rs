@@ -78,7 +78,12 @@ impl Template {
             .and_then(Value::as_str)
             .map(str::to_owned);
 
-        let mut t = Template { routes: vec![], functions: BTreeMap::new(), table: Value::Null, parameters };
+        let mut t = Template {
+            routes: vec![],
+            functions: BTreeMap::new(),
+            table: Value::Null,
+            parameters,
+        };
         for (id, res) in resources {
             let id = id.as_str().context("resource id")?.to_owned();
             match get(res, "Type").and_then(Value::as_str) {
@@ -87,17 +92,28 @@ impl Template {
                         .and_then(|m| get(m, "BuildProperties"))
                         .and_then(|b| get(b, "Binary"))
                         .and_then(Value::as_str)
-                        .with_context(|| format!("{id}: Metadata.BuildProperties.Binary is required"))?
+                        .with_context(|| {
+                            format!("{id}: Metadata.BuildProperties.Binary is required")
+                        })?
                         .to_owned();
                     t.functions.insert(id.clone(), binary.clone());
-                    let events = get(res, "Properties").and_then(|p| get(p, "Events")).and_then(Value::as_mapping);
+                    let events = get(res, "Properties")
+                        .and_then(|p| get(p, "Events"))
+                        .and_then(Value::as_mapping);
                     for ev in events.into_iter().flat_map(|m| m.values()) {
                         if get(ev, "Type").and_then(Value::as_str) != Some("HttpApi") {
                             continue;
                         }
-                        let p = get(ev, "Properties").context("HttpApi event without Properties")?;
-                        let method = get(p, "Method").and_then(Value::as_str).context("Method")?.to_ascii_uppercase();
-                        let path = get(p, "Path").and_then(Value::as_str).context("Path")?.to_owned();
+                        let p =
+                            get(ev, "Properties").context("HttpApi event without Properties")?;
+                        let method = get(p, "Method")
+                            .and_then(Value::as_str)
+                            .context("Method")?
+                            .to_ascii_uppercase();
+                        let path = get(p, "Path")
+                            .and_then(Value::as_str)
+                            .context("Path")?
+                            .to_owned();
                         let auth = get(p, "Auth");
                         let authorizer = auth
                             .and_then(|a| get(a, "Authorizer"))
@@ -110,17 +126,29 @@ impl Template {
                                 let scopes = auth
                                     .and_then(|a| get(a, "AuthorizationScopes"))
                                     .and_then(Value::as_sequence)
-                                    .map(|s| s.iter().map(|v| t.resolve(v)).collect::<anyhow::Result<Vec<_>>>())
+                                    .map(|s| {
+                                        s.iter()
+                                            .map(|v| t.resolve(v))
+                                            .collect::<anyhow::Result<Vec<_>>>()
+                                    })
                                     .transpose()?
                                     .unwrap_or_default();
                                 RouteAuth::Jwt { scopes }
                             }
                         };
-                        t.routes.push(Route { method, path, function: binary.clone(), logical_id: id.clone(), auth });
+                        t.routes.push(Route {
+                            method,
+                            path,
+                            function: binary.clone(),
+                            logical_id: id.clone(),
+                            auth,
+                        });
                     }
                 }
                 Some("AWS::DynamoDB::Table") => {
-                    t.table = get(res, "Properties").cloned().context("Table without Properties")?;
+                    t.table = get(res, "Properties")
+                        .cloned()
+                        .context("Table without Properties")?;
                 }
                 _ => {}
             }
@@ -134,10 +162,16 @@ impl Template {
     /// A literal string or `!Ref Parameter` (its Default).
     pub fn resolve(&self, v: &Value) -> anyhow::Result<String> {
         match tag_name(v) {
-            None => v.as_str().map(str::to_owned).with_context(|| format!("unsupported value {v:?}")),
+            None => v
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("unsupported value {v:?}")),
             Some((tag, inner)) if tag == "!Ref" => {
                 let name = inner.as_str().context("!Ref needs a name")?;
-                let p = self.parameters.get(name).with_context(|| format!("unknown parameter {name}"))?;
+                let p = self
+                    .parameters
+                    .get(name)
+                    .with_context(|| format!("unknown parameter {name}"))?;
                 get(p, "Default")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
@@ -148,29 +182,36 @@ impl Template {
     }
 
     /// The route for `method` + `path`, with its path parameters.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<(&Route, BTreeMap<String, String>)> {
+    pub fn match_route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(&Route, BTreeMap<String, String>)> {
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.routes.iter().filter(|r| r.method == method || r.method == "ANY").find_map(|r| {
-            let tsegs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
-            let mut params = BTreeMap::new();
-            for (i, t) in tsegs.iter().enumerate() {
-                if let Some(name) = t.strip_prefix('{').and_then(|x| x.strip_suffix("+}")) {
-                    params.insert(name.to_owned(), segs.get(i..)?.join("/"));
-                    return Some((r, params));
-                }
-                let s = segs.get(i)?;
-                if let Some(name) = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-                    if s.is_empty() {
+        self.routes
+            .iter()
+            .filter(|r| r.method == method || r.method == "ANY")
+            .find_map(|r| {
+                let tsegs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+                let mut params = BTreeMap::new();
+                for (i, t) in tsegs.iter().enumerate() {
+                    if let Some(name) = t.strip_prefix('{').and_then(|x| x.strip_suffix("+}")) {
+                        params.insert(name.to_owned(), segs.get(i..)?.join("/"));
+                        return Some((r, params));
+                    }
+                    let s = segs.get(i)?;
+                    if let Some(name) = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+                        if s.is_empty() {
+                            return None;
+                        }
+                        let decoded = percent_decode(s)?;
+                        params.insert(name.to_owned(), decoded);
+                    } else if t != s {
                         return None;
                     }
-                    let decoded = percent_decode(s)?;
-                    params.insert(name.to_owned(), decoded);
-                } else if t != s {
-                    return None;
                 }
-            }
-            (segs.len() == tsegs.len()).then_some((r, params))
-        })
+                (segs.len() == tsegs.len()).then_some((r, params))
+            })
     }
 }
 
@@ -199,13 +240,26 @@ mod tests {
     #[test]
     fn embedded_template_routes() {
         let t = Template::embedded().unwrap();
-        let (r, p) = t.match_route("POST", "/v1/accounts/acct-1/zoom/install").unwrap();
+        let (r, p) = t
+            .match_route("POST", "/v1/accounts/acct-1/zoom/install")
+            .unwrap();
         assert_eq!(r.function, "install");
         assert_eq!(p["account_id"], "acct-1");
-        assert_eq!(r.auth, RouteAuth::Jwt { scopes: vec!["zoom.integration".into()] });
+        assert_eq!(
+            r.auth,
+            RouteAuth::Jwt {
+                scopes: vec!["zoom.integration".into()]
+            }
+        );
         let (r, _) = t.match_route("GET", "/zoom/oauth/callback").unwrap();
-        assert_eq!((r.function.as_str(), &r.auth), ("oauth-callback", &RouteAuth::None));
-        assert!(t.match_route("GET", "/v1/accounts/acct-1/zoom/install").is_none());
+        assert_eq!(
+            (r.function.as_str(), &r.auth),
+            ("oauth-callback", &RouteAuth::None)
+        );
+        assert!(
+            t.match_route("GET", "/v1/accounts/acct-1/zoom/install")
+                .is_none()
+        );
         assert!(t.match_route("GET", "/v1/accounts//zoom").is_none());
         assert!(t.match_route("GET", "/v1/accounts/a/zoom/extra").is_none());
         let (_, p) = t.match_route("GET", "/v1/accounts/a%2Bb/zoom").unwrap();

@@ -17,7 +17,10 @@ pub fn routes() -> Router<SimState> {
         .route("/_sim/accounts", post(add_account).get(list_accounts))
         .route("/_sim/accounts/{account_id}/revoke", post(revoke_account))
         .route("/_sim/faults", post(add_fault).delete(clear_faults))
-        .route("/_sim/auto-approve", post(auto_approve).delete(no_auto_approve))
+        .route(
+            "/_sim/auto-approve",
+            post(auto_approve).delete(no_auto_approve),
+        )
         .route("/_sim/counters", get(counters))
         .route("/_sim/grants", get(grants))
         .route("/_sim/clock", post(clock))

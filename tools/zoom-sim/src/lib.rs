@@ -7,6 +7,9 @@
 //!
 //! It never logs a token, code or secret.
 
+// Handlers return a ready HTTP answer as their error: that is the point of them.
+#![allow(clippy::result_large_err)]
+
 mod control;
 mod oauth;
 mod state;
@@ -42,7 +45,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let state: SimState = Arc::new(Mutex::new(Sim::new(base)));
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -68,7 +73,11 @@ impl SimHandle {
                 })
                 .await;
         });
-        Ok(Self { base_url, state, stop: Some(tx) })
+        Ok(Self {
+            base_url,
+            state,
+            stop: Some(tx),
+        })
     }
 }
 
@@ -98,9 +107,9 @@ async fn faults(State(state): State<SimState>, req: Request, next: Next) -> Resp
         Some(status) => {
             let status = axum::http::StatusCode::from_u16(status)
                 .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-            let body = f.body.unwrap_or_else(|| {
-                serde_json::json!({"code": status.as_u16(), "message": "Injected fault."})
-            });
+            let body = f.body.unwrap_or_else(
+                || serde_json::json!({"code": status.as_u16(), "message": "Injected fault."}),
+            );
             let mut resp = (status, axum::Json(body)).into_response();
             for (k, v) in f.headers {
                 if let (Ok(k), Ok(v)) = (

@@ -14,11 +14,19 @@ use sha2::{Digest, Sha256};
 use crate::state::{ACCESS_TTL, CODE_TTL, CodeGrant, SimState, lock, random_token};
 
 fn oauth_error(status: StatusCode, reason: &str, error: &str) -> Response {
-    (status, axum::Json(json!({"reason": reason, "error": error}))).into_response()
+    (
+        status,
+        axum::Json(json!({"reason": reason, "error": error})),
+    )
+        .into_response()
 }
 
 fn api_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let mut r = (status, axum::Json(json!({"code": code, "message": message}))).into_response();
+    let mut r = (
+        status,
+        axum::Json(json!({"code": code, "message": message})),
+    )
+        .into_response();
     r.headers_mut().insert("x-zm-trackingid", tracking_id());
     r
 }
@@ -41,7 +49,11 @@ fn error_page(status: StatusCode, code: u32, message: &str) -> Response {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// The checked parameters of an authorize request.
@@ -52,30 +64,62 @@ struct AuthzRequest {
     challenge: Option<(String, String)>,
 }
 
-fn check_authorize(sim: &crate::Sim, q: &HashMap<String, String>) -> Result<AuthzRequest, Response> {
+fn check_authorize(
+    sim: &crate::Sim,
+    q: &HashMap<String, String>,
+) -> Result<AuthzRequest, Response> {
     let client_id = q.get("client_id").cloned().unwrap_or_default();
     let Some(app) = sim.apps.get(&client_id) else {
-        return Err(error_page(StatusCode::BAD_REQUEST, 4702, "Invalid client_id."));
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            4702,
+            "Invalid client_id.",
+        ));
     };
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
-    if !app.redirect_uris.iter().any(|r| *r == redirect_uri) {
-        return Err(error_page(StatusCode::BAD_REQUEST, 4709, "Redirect URI mismatch."));
+    if !app.redirect_uris.contains(&redirect_uri) {
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            4709,
+            "Redirect URI mismatch.",
+        ));
     }
     if q.get("response_type").map(String::as_str) != Some("code") {
-        return Err(error_page(StatusCode::BAD_REQUEST, 4700, "Invalid response_type."));
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            4700,
+            "Invalid response_type.",
+        ));
     }
     let challenge = match q.get("code_challenge") {
         None => None,
         Some(c) => {
-            let method = q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into());
-            let valid_chars = c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-            if !(43..=128).contains(&c.len()) || !valid_chars || !(method == "S256" || method == "plain") {
-                return Err(error_page(StatusCode::BAD_REQUEST, 4700, "Invalid PKCE parameters."));
+            let method = q
+                .get("code_challenge_method")
+                .cloned()
+                .unwrap_or_else(|| "plain".into());
+            let valid_chars = c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if !(43..=128).contains(&c.len())
+                || !valid_chars
+                || !(method == "S256" || method == "plain")
+            {
+                return Err(error_page(
+                    StatusCode::BAD_REQUEST,
+                    4700,
+                    "Invalid PKCE parameters.",
+                ));
             }
             Some((c.clone(), method))
         }
     };
-    Ok(AuthzRequest { client_id, redirect_uri, state: q.get("state").cloned(), challenge })
+    Ok(AuthzRequest {
+        client_id,
+        redirect_uri,
+        state: q.get("state").cloned(),
+        challenge,
+    })
 }
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -112,7 +156,10 @@ fn issue_code(sim: &mut crate::Sim, a: &AuthzRequest, account_id: &str) -> Optio
 
 /// `GET /oauth/authorize`: validates, then shows the consent page (or, with
 /// auto-approve on, redirects with a code at once).
-pub async fn authorize(State(s): State<SimState>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn authorize(
+    State(s): State<SimState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let mut sim = lock(&s);
     sim.counters.authorize_requests += 1;
     let a = match check_authorize(&sim, &q) {
@@ -121,7 +168,11 @@ pub async fn authorize(State(s): State<SimState>, Query(q): Query<HashMap<String
     };
     if let Some(account) = sim.auto_approve.clone() {
         let Some(code) = issue_code(&mut sim, &a, &account) else {
-            return error_page(StatusCode::BAD_REQUEST, 4700, "Auto-approve account does not exist.");
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                4700,
+                "Auto-approve account does not exist.",
+            );
         };
         let mut pairs = vec![("code", code.as_str())];
         if let Some(st) = a.state.as_deref() {
@@ -130,7 +181,11 @@ pub async fn authorize(State(s): State<SimState>, Query(q): Query<HashMap<String
         return redirect_with(&a.redirect_uri, &pairs);
     }
     let app = &sim.apps[&a.client_id];
-    let scopes: String = app.scopes.iter().map(|s| format!("<li><code>{}</code></li>", escape(s))).collect();
+    let scopes: String = app
+        .scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+        .collect();
     let accounts: String = sim
         .accounts
         .values()
@@ -143,14 +198,26 @@ pub async fn authorize(State(s): State<SimState>, Query(q): Query<HashMap<String
             )
         })
         .collect();
-    let hidden = |k: &str, v: &str| format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", escape(v));
+    let hidden = |k: &str, v: &str| {
+        format!(
+            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+            escape(v)
+        )
+    };
     let (ch, m) = a.challenge.clone().unwrap_or_default();
     let form_fields = [
         hidden("client_id", &a.client_id),
         hidden("redirect_uri", &a.redirect_uri),
         hidden("response_type", "code"),
-        a.state.as_deref().map(|st| hidden("state", st)).unwrap_or_default(),
-        if ch.is_empty() { String::new() } else { hidden("code_challenge", &ch) + &hidden("code_challenge_method", &m) },
+        a.state
+            .as_deref()
+            .map(|st| hidden("state", st))
+            .unwrap_or_default(),
+        if ch.is_empty() {
+            String::new()
+        } else {
+            hidden("code_challenge", &ch) + &hidden("code_challenge_method", &m)
+        },
     ]
     .concat();
     Html(format!(
@@ -172,7 +239,10 @@ h1{{font-size:1.3em}}.zoom{{color:#0b5cff;font-weight:bold;font-size:1.6em}}butt
 }
 
 /// `POST /oauth/authorize/decision`: the consent page's Allow / Deny.
-pub async fn decision(State(s): State<SimState>, Form(f): Form<HashMap<String, String>>) -> Response {
+pub async fn decision(
+    State(s): State<SimState>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
     let mut sim = lock(&s);
     let a = match check_authorize(&sim, &f) {
         Ok(a) => a,
@@ -203,7 +273,11 @@ fn basic_client(headers: &HeaderMap, sim: &crate::Sim) -> Option<String> {
     let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
     let (id, secret) = raw.split_once(':')?;
     // oauth2 form-urlencodes both parts before Basic encoding (RFC 6749 §2.3.1).
-    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
     let (id, secret) = (decode(id)?, decode(secret)?);
     let app = sim.apps.get(&id)?;
     (app.client_secret == secret).then_some(id)
@@ -219,15 +293,19 @@ fn token_body(sim: &crate::Sim, g: &crate::state::Grant) -> Response {
         "api_url": sim.base_url,
     }))
     .into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
 /// `POST /oauth/token`: `authorization_code` and `refresh_token` grants.
 pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) -> Response {
     let mut sim = lock(&s);
-    let form: HashMap<String, String> =
-        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
     let count_err = |sim: &mut crate::Sim, e: &str| {
         *sim.counters.token_errors.entry(e.to_owned()).or_default() += 1;
@@ -238,35 +316,62 @@ pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) 
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let Some(client_id) = basic_client(&headers, &sim) else {
         count_err(&mut sim, "invalid_client");
-        return oauth_error(StatusCode::UNAUTHORIZED, "Invalid client_id or client_secret", "invalid_client");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid client_id or client_secret",
+            "invalid_client",
+        );
     };
     if !ct_ok {
         count_err(&mut sim, "invalid_request");
-        return oauth_error(StatusCode::BAD_REQUEST, "Unsupported content type", "invalid_request");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "Unsupported content type",
+            "invalid_request",
+        );
     }
-    *sim.counters.token_calls.entry(grant_type.clone()).or_default() += 1;
+    *sim.counters
+        .token_calls
+        .entry(grant_type.clone())
+        .or_default() += 1;
     match grant_type.as_str() {
         "authorization_code" => {
             let code = form.get("code").cloned().unwrap_or_default();
             let now = sim.now();
             let Some(c) = sim.codes.get_mut(&code) else {
                 count_err(&mut sim, "invalid_request");
-                return oauth_error(StatusCode::BAD_REQUEST, &format!("Invalid authorization code {code}"), "invalid_request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid authorization code {code}"),
+                    "invalid_request",
+                );
             };
             if c.used || c.client_id != client_id {
                 c.used = true;
                 count_err(&mut sim, "invalid_request");
-                return oauth_error(StatusCode::BAD_REQUEST, &format!("Invalid authorization code {code}"), "invalid_request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid authorization code {code}"),
+                    "invalid_request",
+                );
             }
             c.used = true;
             let c = c.clone();
             if now >= c.expires_at {
                 count_err(&mut sim, "invalid_grant");
-                return oauth_error(StatusCode::BAD_REQUEST, "Authorization code expired", "invalid_grant");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "Authorization code expired",
+                    "invalid_grant",
+                );
             }
             if form.get("redirect_uri") != Some(&c.redirect_uri) {
                 count_err(&mut sim, "invalid_request");
-                return oauth_error(StatusCode::BAD_REQUEST, "Redirect URI mismatch.", "invalid_request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "Redirect URI mismatch.",
+                    "invalid_request",
+                );
             }
             if let Some((challenge, method)) = &c.challenge {
                 let verifier = form.get("code_verifier").cloned().unwrap_or_default();
@@ -277,10 +382,18 @@ pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) 
                 };
                 if computed != *challenge {
                     count_err(&mut sim, "invalid_grant");
-                    return oauth_error(StatusCode::BAD_REQUEST, "Invalid code_verifier", "invalid_grant");
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "Invalid code_verifier",
+                        "invalid_grant",
+                    );
                 }
             }
-            let scopes = sim.apps.get(&client_id).map(|a| a.scopes.clone()).unwrap_or_default();
+            let scopes = sim
+                .apps
+                .get(&client_id)
+                .map(|a| a.scopes.clone())
+                .unwrap_or_default();
             let g = sim.issue_grant(&client_id, &c.account_id, &c.user_id, scopes);
             tracing::info!(account_id = %g.account_id, grant = %g.grant_id, "authorization_code exchanged");
             token_body(&sim, &g)
@@ -313,13 +426,18 @@ pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) 
             g.token_calls += 1;
             g.refresh_calls += 1;
             let g = g.clone();
-            sim.refresh_index.insert(g.refresh_token.clone(), gid.clone());
+            sim.refresh_index
+                .insert(g.refresh_token.clone(), gid.clone());
             sim.access_index.insert(g.access_token.clone(), gid);
             token_body(&sim, &g)
         }
         _ => {
             count_err(&mut sim, "unsupported_grant_type");
-            oauth_error(StatusCode::BAD_REQUEST, "unsupported grant type", "unsupported_grant_type")
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported grant type",
+                "unsupported_grant_type",
+            )
         }
     }
 }
@@ -328,12 +446,21 @@ pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) 
 pub async fn revoke(State(s): State<SimState>, headers: HeaderMap, body: String) -> Response {
     let mut sim = lock(&s);
     let Some(client_id) = basic_client(&headers, &sim) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "Invalid client_id or client_secret", "invalid_client");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid client_id or client_secret",
+            "invalid_client",
+        );
     };
-    let form: HashMap<String, String> =
-        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     let tok = form.get("token").cloned().unwrap_or_default();
-    let gid = sim.access_index.get(&tok).or_else(|| sim.refresh_index.get(&tok)).cloned();
+    let gid = sim
+        .access_index
+        .get(&tok)
+        .or_else(|| sim.refresh_index.get(&tok))
+        .cloned();
     match gid.and_then(|g| sim.grants.get_mut(&g)) {
         Some(g) if g.client_id == client_id => {
             g.revoked = true;
@@ -345,7 +472,10 @@ pub async fn revoke(State(s): State<SimState>, headers: HeaderMap, body: String)
 }
 
 /// Resolves a Bearer token to its live grant, or the API's 401.
-pub fn bearer_grant(sim: &crate::Sim, headers: &HeaderMap) -> Result<crate::state::Grant, Response> {
+pub fn bearer_grant(
+    sim: &crate::Sim,
+    headers: &HeaderMap,
+) -> Result<crate::state::Grant, Response> {
     let tok = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -357,10 +487,16 @@ pub fn bearer_grant(sim: &crate::Sim, headers: &HeaderMap) -> Result<crate::stat
         .and_then(|g| sim.grants.get(g))
         .filter(|g| !g.revoked && g.access_token == tok);
     match g {
-        None => Err(api_error(StatusCode::UNAUTHORIZED, 124, "Invalid access token.")),
-        Some(g) if sim.now() >= g.access_expires_at => {
-            Err(api_error(StatusCode::UNAUTHORIZED, 124, "Access token is expired."))
-        }
+        None => Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            124,
+            "Invalid access token.",
+        )),
+        Some(g) if sim.now() >= g.access_expires_at => Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            124,
+            "Access token is expired.",
+        )),
         Some(g) => Ok(g.clone()),
     }
 }
@@ -368,12 +504,21 @@ pub fn bearer_grant(sim: &crate::Sim, headers: &HeaderMap) -> Result<crate::stat
 /// `GET /v2/users/me`.
 pub async fn users_me(State(s): State<SimState>, headers: HeaderMap) -> Response {
     let mut sim = lock(&s);
-    *sim.counters.api_calls.entry("GET /v2/users/me".into()).or_default() += 1;
+    *sim.counters
+        .api_calls
+        .entry("GET /v2/users/me".into())
+        .or_default() += 1;
     let g = match bearer_grant(&sim, &headers) {
         Ok(g) => g,
         Err(r) => return r,
     };
-    const NEED: &[&str] = &["user:read:admin", "user:read", "user:read:user:admin", "user:read:user", "user_info:read"];
+    const NEED: &[&str] = &[
+        "user:read:admin",
+        "user:read",
+        "user:read:user:admin",
+        "user:read:user",
+        "user_info:read",
+    ];
     if !g.scopes.iter().any(|s| NEED.contains(&s.as_str())) {
         return api_error(
             StatusCode::BAD_REQUEST,

@@ -153,7 +153,12 @@ impl Sim {
         time::OffsetDateTime::now_utc().unix_timestamp() + self.clock_offset_secs
     }
 
-    pub fn add_account(&mut self, account_id: Option<String>, email: Option<String>, name: Option<String>) -> Account {
+    pub fn add_account(
+        &mut self,
+        account_id: Option<String>,
+        email: Option<String>,
+        name: Option<String>,
+    ) -> Account {
         let account_id = account_id.unwrap_or_else(zoom_id);
         self.next_account_number += 1;
         let n = self.next_account_number;
@@ -175,7 +180,9 @@ impl Sim {
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let i = self.faults.iter().position(|f| {
             path.starts_with(&f.path)
-                && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
         })?;
         let f = self.faults[i].clone();
         if let Some(t) = self.faults[i].times.as_mut() {
@@ -189,7 +196,13 @@ impl Sim {
 
     /// Issues a new grant; any older grant of the same app and account stops
     /// working (Zoom keeps only the newest authorization).
-    pub fn issue_grant(&mut self, client_id: &str, account_id: &str, user_id: &str, scopes: Vec<String>) -> Grant {
+    pub fn issue_grant(
+        &mut self,
+        client_id: &str,
+        account_id: &str,
+        user_id: &str,
+        scopes: Vec<String>,
+    ) -> Grant {
         for g in self.grants.values_mut() {
             if g.client_id == client_id && g.account_id == account_id && !g.revoked {
                 g.revoked = true;
@@ -210,16 +223,26 @@ impl Sim {
             token_calls: 1,
             refresh_calls: 0,
         };
-        self.refresh_index.insert(g.refresh_token.clone(), g.grant_id.clone());
-        self.access_index.insert(g.access_token.clone(), g.grant_id.clone());
+        self.refresh_index
+            .insert(g.refresh_token.clone(), g.grant_id.clone());
+        self.access_index
+            .insert(g.access_token.clone(), g.grant_id.clone());
         self.grants.insert(g.grant_id.clone(), g.clone());
         g
     }
 
-    pub fn revoke_account(&mut self, client_id: Option<&str>, account_id: &str, reason: &str) -> usize {
+    pub fn revoke_account(
+        &mut self,
+        client_id: Option<&str>,
+        account_id: &str,
+        reason: &str,
+    ) -> usize {
         let mut n = 0;
         for g in self.grants.values_mut() {
-            if g.account_id == account_id && client_id.is_none_or(|c| c == g.client_id) && !g.revoked {
+            if g.account_id == account_id
+                && client_id.is_none_or(|c| c == g.client_id)
+                && !g.revoked
+            {
                 g.revoked = true;
                 g.revoked_reason = Some(reason.into());
                 n += 1;

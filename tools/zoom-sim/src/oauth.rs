@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
@@ -132,7 +132,12 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
             qp.append_pair(k, v);
         }
     }
-    Redirect::to(u.as_str()).into_response()
+    // Zoom answers 302 Found.
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, u.as_str().to_owned())],
+    )
+        .into_response()
 }
 
 fn issue_code(sim: &mut crate::Sim, a: &AuthzRequest, account_id: &str) -> Option<String> {
@@ -428,7 +433,8 @@ pub async fn token(State(s): State<SimState>, headers: HeaderMap, body: String) 
             let g = g.clone();
             sim.refresh_index
                 .insert(g.refresh_token.clone(), gid.clone());
-            sim.access_index.insert(g.access_token.clone(), gid);
+            sim.access_index
+                .insert(g.access_token.clone(), (gid, g.access_expires_at));
             token_body(&sim, &g)
         }
         _ => {
@@ -459,6 +465,7 @@ pub async fn revoke(State(s): State<SimState>, headers: HeaderMap, body: String)
     let gid = sim
         .access_index
         .get(&tok)
+        .map(|(g, _)| g)
         .or_else(|| sim.refresh_index.get(&tok))
         .cloned();
     match gid.and_then(|g| sim.grants.get_mut(&g)) {
@@ -481,23 +488,23 @@ pub fn bearer_grant(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let g = sim
+    let found = sim
         .access_index
         .get(tok)
-        .and_then(|g| sim.grants.get(g))
-        .filter(|g| !g.revoked && g.access_token == tok);
-    match g {
+        .and_then(|(g, exp)| Some((sim.grants.get(g)?, *exp)))
+        .filter(|(g, _)| !g.revoked);
+    match found {
         None => Err(api_error(
             StatusCode::UNAUTHORIZED,
             124,
             "Invalid access token.",
         )),
-        Some(g) if sim.now() >= g.access_expires_at => Err(api_error(
+        Some((_, exp)) if sim.now() >= exp => Err(api_error(
             StatusCode::UNAUTHORIZED,
             124,
             "Access token is expired.",
         )),
-        Some(g) => Ok(g.clone()),
+        Some((g, _)) => Ok(g.clone()),
     }
 }
 

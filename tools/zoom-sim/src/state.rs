@@ -119,7 +119,9 @@ pub struct Sim {
     pub grants: HashMap<String, Grant>,
     /// Every refresh token ever issued → its grant (to detect reuse).
     pub refresh_index: HashMap<String, String>,
-    pub access_index: HashMap<String, String>,
+    /// Every access token issued → (grant, expiry). Older ones stay valid until
+    /// they expire, as Zoom's self-contained tokens do, unless the grant ends.
+    pub access_index: HashMap<String, (String, i64)>,
     pub faults: Vec<Fault>,
     pub auto_approve: Option<String>,
     pub counters: Counters,
@@ -225,8 +227,10 @@ impl Sim {
         };
         self.refresh_index
             .insert(g.refresh_token.clone(), g.grant_id.clone());
-        self.access_index
-            .insert(g.access_token.clone(), g.grant_id.clone());
+        self.access_index.insert(
+            g.access_token.clone(),
+            (g.grant_id.clone(), g.access_expires_at),
+        );
         self.grants.insert(g.grant_id.clone(), g.clone());
         g
     }

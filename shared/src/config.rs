@@ -37,6 +37,8 @@ pub struct Config {
     pub secret_cache_ttl: Duration,
     /// Timeout of every outbound HTTP call (`HTTP_TIMEOUT_MS`).
     pub http_timeout: Duration,
+    /// Days a deauthorized account's Zoom data is kept (`DEAUTH_RETENTION_DAYS`, 0..=10).
+    pub deauth_retention_days: i64,
 }
 
 impl Config {
@@ -117,6 +119,18 @@ impl Config {
             state_ttl: secs("INSTALL_STATE_TTL_SECS", 600, 600)?,
             secret_cache_ttl: secs("SECRET_CACHE_TTL_SECS", 300, 300)?,
             http_timeout: Duration::from_millis(timeout_ms.clamp(100, 29_000)),
+            deauth_retention_days: match get("DEAUTH_RETENTION_DAYS") {
+                None => 10,
+                Some(s) => match s.parse::<i64>() {
+                    Ok(d) if (0..=10).contains(&d) => d,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "DEAUTH_RETENTION_DAYS",
+                            why: "must be 0..=10 (Zoom asks for deletion within 10 days)".into(),
+                        });
+                    }
+                },
+            },
         })
     }
 }

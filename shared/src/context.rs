@@ -23,6 +23,8 @@ pub struct AppContext {
     pub secrets: SecretsCache,
     pub zoom: ZoomClient,
     pub clock: Arc<dyn Clock>,
+    /// Per-process refresh coordination (single flight, lease owner id).
+    pub refresh: crate::tokens::RefreshCoordinator,
 }
 
 impl AppContext {
@@ -46,6 +48,10 @@ impl AppContext {
                 clock.clone(),
             ),
             zoom: ZoomClient::new(http, &config)?,
+            // The lease outlives the longest refresh call.
+            refresh: crate::tokens::RefreshCoordinator::new(
+                config.http_timeout.as_secs() as i64 * 2 + 20,
+            ),
             clock,
             config,
         })

@@ -40,6 +40,10 @@ impl Problem {
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "a valid Portal token is required")
     }
+    /// A refused webhook: nothing that would help a forger.
+    pub fn unauthorized_webhook() -> Self {
+        Self::new(401, "Unauthorized", "the request could not be verified")
+    }
     pub fn forbidden() -> Self {
         Self::new(
             403,

@@ -146,12 +146,6 @@ fn plausible_state(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct SealedTokens {
-    pub access_token: String,
-    pub refresh_token: String,
-}
-
 /// A callback that will not verify: clear the pending marker, audit, send the
 /// customer back with the reason.
 struct Failed<'a> {
@@ -254,12 +248,10 @@ pub async fn complete_install(
         }
     };
     let cipher = TokenCipher::from_secret(&secret)?;
-    let sealed = serde_json::to_vec(&SealedTokens {
-        access_token: grant.access_token.expose_secret().to_owned(),
-        refresh_token: grant.refresh_token.expose_secret().to_owned(),
-    })
-    .map_err(|_| CryptoError::Malformed)?;
-    let tokens = cipher.seal(account.as_str(), &sealed)?;
+    let tokens =
+        crate::tokens::seal_tokens(&cipher, &account, &grant.access_token, &grant.refresh_token)?;
+    let access_expires_at =
+        (now + Duration::try_from(grant.expires_in).unwrap_or(Duration::hours(1))).unix_timestamp();
     let existing = ctx.store.get_connection(&account).await?;
     let expected_version = existing.as_ref().map(|c| c.token_version);
     let previous_zoom = existing.as_ref().and_then(|c| c.zoom_account_id.clone());
@@ -274,14 +266,21 @@ pub async fn complete_install(
         verified_by: Some(st.portal_user_id.clone()),
         authorization_code: Some(code.expose_secret().to_owned()),
         tokens: Some(tokens),
-        access_expires_at: Some(
-            (now + Duration::try_from(grant.expires_in).unwrap_or(Duration::hours(1)))
-                .unix_timestamp(),
-        ),
+        access_expires_at: Some(access_expires_at),
         token_version: expected_version.map_or(1, |v| v + 1),
         pending_until: None,
         pending_state: None,
         status_reason: None,
+        refresh_hash: Some(crate::tokens::refresh_hash(&grant.refresh_token)),
+        refreshed_at: Some(now.unix_timestamp()),
+        lease_owner: None,
+        lease_until: None,
+        lease_epoch: 0,
+        refresh_pending: None,
+        gsi1pk: Some(crate::store::refresh_partition(&account)),
+        gsi1sk: Some(access_expires_at),
+        purge_after: None,
+        purged_at: None,
         updated_at: rfc3339(now),
     };
     let audit = AuditItem::new(
@@ -502,6 +501,16 @@ mod tests {
             pending_until: Some(now.unix_timestamp() + 600),
             pending_state: Some("h".into()),
             status_reason: None,
+            refresh_hash: None,
+            refreshed_at: None,
+            lease_owner: None,
+            lease_until: None,
+            lease_epoch: 0,
+            refresh_pending: None,
+            gsi1pk: None,
+            gsi1sk: None,
+            purge_after: None,
+            purged_at: None,
             updated_at: String::new(),
         };
         assert_eq!(status_view(None, now).status, "not_connected");

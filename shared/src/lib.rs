@@ -12,9 +12,13 @@ pub mod crypto;
 pub mod http;
 pub mod ids;
 pub mod install_flow;
+pub mod retention;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+
+pub mod tokens;
+pub mod webhook;
 pub mod zoom;
 
 pub use context::AppContext;

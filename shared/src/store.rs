@@ -31,6 +31,18 @@ fn serde_err(e: serde_dynamo::Error) -> StoreError {
     StoreError::Serde(e.to_string())
 }
 
+/// Ok(true) on success, Ok(false) when the condition failed, Err otherwise.
+fn conditional<E: std::error::Error + 'static>(
+    r: Result<(), E>,
+    is_ccf: impl Fn(&E) -> bool,
+) -> Result<bool, StoreError> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if is_ccf(&e) => Ok(false),
+        Err(e) => Err(dynamo(e)),
+    }
+}
+
 pub fn account_pk(a: &PortalAccountId) -> String {
     format!("ACCOUNT#{a}")
 }
@@ -97,8 +109,54 @@ pub struct ConnectionItem {
     pub pending_state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status_reason: Option<String>,
+    /// SHA-256 of the refresh token inside `tokens` (the one the next refresh spends).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refresh_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refreshed_at: Option<i64>,
+    /// Refresh lease: who holds it, until when, and a counter of takes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lease_owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lease_until: Option<i64>,
+    #[serde(default)]
+    pub lease_epoch: u64,
+    /// Set to `token_version` just before the refresh token is sent to Zoom,
+    /// cleared when the answer is stored: if a lease holder dies in between,
+    /// the next holder knows the outcome is unknown instead of replaying.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub refresh_pending: Option<u64>,
+    /// Sparse `DueIndex`: `REFRESH#<shard>` while verified, `PURGE#<shard>`
+    /// while a deauthorized account awaits its purge.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gsi1pk: Option<String>,
+    /// When the scheduled job must act (epoch seconds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gsi1sk: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub purge_after: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub purged_at: Option<String>,
     pub updated_at: String,
 }
+
+/// Spreads the due index over a few partitions.
+pub const DUE_SHARDS: u8 = 4;
+
+pub fn due_shard(account: &PortalAccountId) -> u8 {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(account.as_str().as_bytes())[0] % DUE_SHARDS
+}
+
+pub fn refresh_partition(account: &PortalAccountId) -> String {
+    format!("REFRESH#{}", due_shard(account))
+}
+
+pub fn purge_partition(account: &PortalAccountId) -> String {
+    format!("PURGE#{}", due_shard(account))
+}
+
+pub const DUE_INDEX: &str = "DueIndex";
 
 /// `ZOOM#<zoom account>` / `OWNER`: which Portal account holds this Zoom
 /// account. Makes the link one-to-one (Zoom keeps only the newest grant per
@@ -393,6 +451,436 @@ impl Store {
                 e => Err(dynamo(e)),
             },
         }
+    }
+
+    /// Takes the account's refresh lease if it is free or expired and the
+    /// connection is verified. Returns the connection as it is after the take
+    /// (a consistent view), or `None` if someone else holds the lease.
+    pub async fn take_refresh_lease(
+        &self,
+        account: &PortalAccountId,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<ConnectionItem>, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression(
+                "SET lease_owner = :o, lease_until = :u, \
+                 lease_epoch = if_not_exists(lease_epoch, :zero) + :one",
+            )
+            .condition_expression(
+                "#st = :verified AND (attribute_not_exists(lease_until) OR lease_until <= :now)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":u", AttributeValue::N((now + lease_secs).to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":verified", AttributeValue::S("verified".into()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(o) => o
+                .attributes
+                .map(|a| serde_dynamo::from_item(a).map_err(serde_err))
+                .transpose(),
+            Err(e) => match e.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(None),
+                e => Err(dynamo(e)),
+            },
+        }
+    }
+
+    /// Records that the refresh token of `version` is about to be sent to Zoom.
+    /// False if the lease is no longer ours.
+    pub async fn set_refresh_pending(
+        &self,
+        account: &PortalAccountId,
+        owner: &str,
+        epoch: u64,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression("SET refresh_pending = :v")
+            .condition_expression("lease_owner = :o AND lease_epoch = :e AND token_version = :v")
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":e", AttributeValue::N(epoch.to_string()))
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            .send()
+            .await;
+        conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+            e.is_conditional_check_failed_exception()
+        })
+    }
+
+    /// Gives the lease back (and clears a pending mark: Zoom did not rotate).
+    pub async fn release_lease(
+        &self,
+        account: &PortalAccountId,
+        owner: &str,
+        epoch: u64,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression("REMOVE lease_owner, lease_until, refresh_pending")
+            .condition_expression("lease_owner = :o AND lease_epoch = :e")
+            .expression_attribute_values(":o", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":e", AttributeValue::N(epoch.to_string()))
+            .send()
+            .await;
+        conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+            e.is_conditional_check_failed_exception()
+        })
+        .map(|_| ())
+    }
+
+    /// Compare-and-swap of a refreshed pair: only if the stored version and the
+    /// spent refresh token are the ones this refresh started from. Releases the
+    /// lease. False if the condition failed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn save_refreshed(
+        &self,
+        account: &PortalAccountId,
+        expected_version: u64,
+        spent_hash: &str,
+        sealed: &str,
+        new_hash: &str,
+        access_expires_at: i64,
+        due_at: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression(
+                "SET tokens = :t, access_expires_at = :x, token_version = :nv, \
+                 refresh_hash = :nh, refreshed_at = :now, gsi1sk = :due, updated_at = :ts \
+                 REMOVE lease_owner, lease_until, refresh_pending",
+            )
+            .condition_expression(
+                "token_version = :v AND refresh_hash = :spent AND #st = :verified",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":t", AttributeValue::S(sealed.to_owned()))
+            .expression_attribute_values(":x", AttributeValue::N(access_expires_at.to_string()))
+            .expression_attribute_values(
+                ":nv",
+                AttributeValue::N((expected_version + 1).to_string()),
+            )
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":nh", AttributeValue::S(new_hash.to_owned()))
+            .expression_attribute_values(":spent", AttributeValue::S(spent_hash.to_owned()))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .expression_attribute_values(":due", AttributeValue::N(due_at.to_string()))
+            .expression_attribute_values(":ts", AttributeValue::S(rfc3339(now)))
+            .expression_attribute_values(":verified", AttributeValue::S("verified".into()))
+            .send()
+            .await;
+        conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+            e.is_conditional_check_failed_exception()
+        })
+    }
+
+    /// The grant is gone at Zoom (or its state is unknown): status
+    /// `needs_reauth` with a reason, tokens deleted, audit written — only if
+    /// the connection is still at `expected_version`. False otherwise.
+    pub async fn mark_needs_reauth(
+        &self,
+        account: &PortalAccountId,
+        expected_version: u64,
+        reason: &str,
+        audit: &AuditItem,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression(
+                "SET #st = :nr, status_reason = :r, updated_at = :ts \
+                 REMOVE tokens, access_expires_at, refresh_hash, lease_owner, lease_until, \
+                 refresh_pending, gsi1pk, gsi1sk",
+            )
+            .condition_expression("token_version = :v AND #st = :verified")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":nr", AttributeValue::S("needs_reauth".into()))
+            .expression_attribute_values(":r", AttributeValue::S(reason.to_owned()))
+            .expression_attribute_values(":ts", AttributeValue::S(rfc3339(now)))
+            .expression_attribute_values(":v", AttributeValue::N(expected_version.to_string()))
+            .expression_attribute_values(":verified", AttributeValue::S("verified".into()))
+            .build()
+            .map_err(dynamo)?;
+        self.transact_with_audit(update, audit).await
+    }
+
+    /// Zoom says the app was removed: `disconnected`, tokens deleted at once,
+    /// the purge of the account's Zoom data scheduled. Only while the
+    /// connection still belongs to `zoom`. False if it does not.
+    pub async fn mark_disconnected(
+        &self,
+        account: &PortalAccountId,
+        zoom: &ZoomAccountId,
+        purge_after: Option<i64>,
+        audit: &AuditItem,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut b = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .condition_expression("zoom_account_id = :z")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":z", AttributeValue::S(zoom.to_string()))
+            .expression_attribute_values(":dc", AttributeValue::S("disconnected".into()))
+            .expression_attribute_values(":r", AttributeValue::S("app_deauthorized".into()))
+            .expression_attribute_values(":ts", AttributeValue::S(rfc3339(now)));
+        const GONE: &str = "REMOVE tokens, access_expires_at, refresh_hash, lease_owner, \
+                            lease_until, refresh_pending, pending_until, pending_state";
+        b = match purge_after {
+            Some(p) => b
+                .update_expression(format!(
+                    "SET #st = :dc, status_reason = :r, updated_at = :ts, purge_after = :p, \
+                     gsi1pk = :pk, gsi1sk = :p {GONE}"
+                ))
+                .expression_attribute_values(":p", AttributeValue::N(p.to_string()))
+                .expression_attribute_values(":pk", AttributeValue::S(purge_partition(account))),
+            None => b.update_expression(format!(
+                "SET #st = :dc, status_reason = :r, updated_at = :ts {GONE}, gsi1pk, gsi1sk, purge_after"
+            )),
+        };
+        self.transact_with_audit(b.build().map_err(dynamo)?, audit)
+            .await
+    }
+
+    async fn transact_with_audit(
+        &self,
+        update: aws_sdk_dynamodb::types::Update,
+        audit: &AuditItem,
+    ) -> Result<bool, StoreError> {
+        let put_audit = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(audit).map_err(serde_err)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(dynamo)?;
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put_audit).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(false)
+                }
+                e => Err(dynamo(e)),
+            },
+        }
+    }
+
+    /// Portal accounts whose due time in `partition` is at most `until`.
+    pub async fn due_accounts(
+        &self,
+        partition: &str,
+        until: i64,
+    ) -> Result<Vec<PortalAccountId>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :u")
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .expression_attribute_values(":u", AttributeValue::N(until.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            for item in page.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(pk)) = item.get("PK")
+                    && let Some(id) = pk.strip_prefix("ACCOUNT#")
+                    && let Ok(id) = PortalAccountId::parse(id)
+                {
+                    out.push(id);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Records a number event (CNAM or emergency address) for a number,
+    /// unless a newer one is already stored. False if it was older.
+    pub async fn put_number_event(
+        &self,
+        account: &PortalAccountId,
+        number: &crate::ids::E164Number,
+        kind: &str,
+        value: AttributeValue,
+        event_ts: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), &format!("ZNUM#{number}"))))
+            .update_expression("SET #v = :v, #ts = :ts, #num = :n")
+            .condition_expression("attribute_not_exists(#ts) OR #ts < :ts")
+            .expression_attribute_names("#v", kind)
+            .expression_attribute_names("#ts", format!("{kind}_event_ts"))
+            .expression_attribute_names("#num", "number")
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":ts", AttributeValue::N(event_ts.to_string()))
+            .expression_attribute_values(":n", AttributeValue::S(number.to_string()))
+            .send()
+            .await;
+        conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+            e.is_conditional_check_failed_exception()
+        })
+    }
+
+    /// Items of the account whose sort key starts with `prefix`.
+    pub async fn account_items(
+        &self,
+        account: &PortalAccountId,
+        prefix: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
+                .expression_attribute_values(":pk", AttributeValue::S(account_pk(account)))
+                .expression_attribute_values(":p", AttributeValue::S(prefix.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Removes a deauthorized account's Zoom data once its retention is over:
+    /// number-event items, the Zoom-account claim, and the Zoom fields of the
+    /// connection. The audit trail stays. False if not (or no longer) due.
+    pub async fn purge_zoom_data(
+        &self,
+        account: &PortalAccountId,
+        audit: &AuditItem,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let Some(conn) = self.get_connection(account).await? else {
+            return Ok(false);
+        };
+        let due = conn.status == ConnectionStatus::Disconnected
+            && conn.purge_after.is_some_and(|p| p <= now.unix_timestamp());
+        if !due {
+            return Ok(false);
+        }
+        for item in self.account_items(account, "ZNUM#").await? {
+            let Some(AttributeValue::S(sk)) = item.get("SK") else {
+                continue;
+            };
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(account_pk(account), sk)))
+                .send()
+                .await
+                .map_err(dynamo)?;
+        }
+        if let Some(zoom) = &conn.zoom_account_id {
+            let r = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("ZOOM#{zoom}"), "OWNER")))
+                .condition_expression("portal_account_id = :a")
+                .expression_attribute_values(":a", AttributeValue::S(account.to_string()))
+                .send()
+                .await;
+            conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+                e.is_conditional_check_failed_exception()
+            })?;
+        }
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(account_pk(account), CONNECTION_SK)))
+            .update_expression(
+                "SET purged_at = :ts, updated_at = :ts \
+                 REMOVE zoom_account_id, scopes, authorization_code, verified_by, purge_after, gsi1pk, gsi1sk",
+            )
+            .condition_expression("#st = :dc AND purge_after <= :now")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":dc", AttributeValue::S("disconnected".into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
+            .expression_attribute_values(":ts", AttributeValue::S(rfc3339(now)))
+            .build()
+            .map_err(dynamo)?;
+        self.transact_with_audit(update, audit).await
+    }
+
+    /// Records a webhook delivery key (TTL'd). False if it was already there.
+    pub async fn record_delivery(&self, key_hash: &str, ttl: i64) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", AttributeValue::S(format!("EVENT#{key_hash}")))
+            .item("SK", AttributeValue::S("EVENT".into()))
+            .item("ttl", AttributeValue::N(ttl.to_string()))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        conditional(r.map(|_| ()).map_err(|e| e.into_service_error()), |e| {
+            e.is_conditional_check_failed_exception()
+        })
+    }
+
+    /// Forgets a delivery key (the action failed: let Zoom's retry act).
+    pub async fn forget_delivery(&self, key_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("EVENT#{key_hash}"), "EVENT")))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        Ok(())
     }
 
     pub async fn put_audit(&self, audit: &AuditItem) -> Result<(), StoreError> {

@@ -29,7 +29,11 @@ pub enum ZoomError {
         code: Option<i64>,
         message: Option<String>,
     },
-    #[error("could not reach Zoom: {0}")]
+    /// The request never left (connection refused, DNS, TLS): nothing happened at Zoom.
+    #[error("could not connect to Zoom: {0}")]
+    Unreachable(String),
+    /// Sent, but no complete answer (timeout, reset): the outcome is unknown.
+    #[error("no answer from Zoom: {0}")]
     Transport(String),
     #[error("unexpected answer from Zoom: {0}")]
     Unexpected(&'static str),
@@ -50,6 +54,14 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp<'_> {
     }
 }
 
+fn send_error(e: reqwest::Error) -> ZoomError {
+    if e.is_connect() {
+        ZoomError::Unreachable(e.without_url().to_string())
+    } else {
+        ZoomError::Transport(e.without_url().to_string())
+    }
+}
+
 async fn send_oauth(http: &reqwest::Client, req: HttpRequest) -> Result<HttpResponse, ZoomError> {
     let (parts, body) = req.into_parts();
     let url = parts.uri.to_string();
@@ -59,7 +71,15 @@ async fn send_oauth(http: &reqwest::Client, req: HttpRequest) -> Result<HttpResp
         .body(body)
         .send()
         .await
-        .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+        .map_err(send_error)?;
+    // Zoom answered, but not as OAuth: nothing was granted or rotated.
+    if resp.status().is_server_error() || resp.status().as_u16() == 429 {
+        return Err(ZoomError::Api {
+            status: resp.status().as_u16(),
+            code: None,
+            message: None,
+        });
+    }
     let mut out = http::Response::builder().status(resp.status());
     for (k, v) in resp.headers() {
         out = out.header(k, v);
@@ -187,6 +207,34 @@ impl ZoomClient {
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
             .request_async(&http)
             .await;
+        grant_from(res)
+    }
+
+    /// `refresh_token` grant. Zoom answers with a new pair; the spent refresh
+    /// token stops working.
+    pub async fn refresh(
+        &self,
+        secret: &AppSecret,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, ZoomError> {
+        let http = OAuthHttp(&self.http);
+        let rt = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let res = self
+            .oauth(secret)
+            .exchange_refresh_token(&rt)
+            .request_async(&http)
+            .await;
+        grant_from(res)
+    }
+}
+
+type TokenResult = Result<
+    oauth2::basic::BasicTokenResponse,
+    RequestTokenError<ZoomError, oauth2::basic::BasicErrorResponse>,
+>;
+
+fn grant_from(res: TokenResult) -> Result<TokenGrant, ZoomError> {
+    {
         match res {
             Ok(t) => Ok(TokenGrant {
                 access_token: SecretString::from(t.access_token().secret().to_owned()),
@@ -218,7 +266,9 @@ impl ZoomClient {
             Err(RequestTokenError::Other(_)) => Err(ZoomError::Unexpected("token request failed")),
         }
     }
+}
 
+impl ZoomClient {
     /// `GET /users/me`: who authorized, and in which Zoom account.
     pub async fn users_me(&self, access_token: &SecretString) -> Result<ZoomMe, ZoomError> {
         let url = self
@@ -232,7 +282,7 @@ impl ZoomClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+            .map_err(send_error)?;
         let status = resp.status();
         if let Some(t) = resp
             .headers()
@@ -245,10 +295,7 @@ impl ZoomClient {
                 "GET users/me"
             );
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ZoomError::Transport(e.without_url().to_string()))?;
+        let bytes = resp.bytes().await.map_err(send_error)?;
         if !status.is_success() {
             let body: Option<ApiErrorBody> = serde_json::from_slice(&bytes).ok();
             return Err(ZoomError::Api {

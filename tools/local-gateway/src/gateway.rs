@@ -45,6 +45,9 @@ pub enum Function {
     Install,
     OAuthCallback,
     Status,
+    ZoomWebhook,
+    TokenRefresh,
+    Reconcile,
 }
 
 impl Function {
@@ -53,7 +56,20 @@ impl Function {
             "install" => Some(Self::Install),
             "oauth-callback" => Some(Self::OAuthCallback),
             "status" => Some(Self::Status),
+            "zoom-webhook" => Some(Self::ZoomWebhook),
+            "token-refresh" => Some(Self::TokenRefresh),
+            "reconcile" => Some(Self::Reconcile),
             _ => None,
+        }
+    }
+
+    /// Runs a scheduled function with an EventBridge Scheduler-like event.
+    pub async fn run_job(self, ctx: &AppContext) -> Result<Value, lambda_runtime::Error> {
+        let event = json!({"source": "local-gateway.schedule", "time": time::OffsetDateTime::now_utc().unix_timestamp()});
+        match self {
+            Self::TokenRefresh => token_refresh::handle(ctx, event).await,
+            Self::Reconcile => reconcile::handle(ctx, event).await,
+            _ => Err("not a scheduled function".into()),
         }
     }
 
@@ -66,6 +82,8 @@ impl Function {
             Self::Install => install::handle(ctx, req).await,
             Self::OAuthCallback => oauth_callback::handle(ctx, req).await,
             Self::Status => status::handle(ctx, req).await,
+            Self::ZoomWebhook => zoom_webhook::handle(ctx, req).await,
+            Self::TokenRefresh | Self::Reconcile => Err("not an HTTP function".into()),
         }
     }
 }
@@ -100,6 +118,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/settings/integration", get(page))
         .route("/__dev/token", get(dev_token))
         .route("/__dev/jwks.json", get(jwks))
+        .route("/__dev/jobs/{function}", axum::routing::post(run_job))
         .fallback(dispatch)
         .with_state(gw)
 }
@@ -153,6 +172,48 @@ async fn dev_token(State(gw): State<Arc<Gateway>>, Query(q): Query<TokenQuery>) 
     match gw.keys.mint(&claims) {
         Ok(t) => axum::Json(json!({"token": t, "expires_at": exp})).into_response(),
         Err(_) => gw_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+/// Dev only: run a scheduled function now (as its schedule would).
+async fn run_job(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path(function): axum::extract::Path<String>,
+) -> Response {
+    let scheduled = gw.template.schedules.iter().any(|s| s.function == function);
+    let Some(f) = Function::from_binary(&function).filter(|_| scheduled) else {
+        return gw_message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    match f.run_job(&gw.ctx).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, function, "job failed");
+            gw_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    }
+}
+
+/// Runs every schedule of the template on a timer, as EventBridge would.
+pub fn spawn_schedules(gw: Arc<Gateway>) {
+    for s in gw.template.schedules.clone() {
+        let (Some(period), Some(f)) = (s.period(), Function::from_binary(&s.function)) else {
+            tracing::warn!(function = %s.function, expression = %s.expression, "schedule not understood; not run locally");
+            continue;
+        };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await; // the first tick is immediate; EventBridge waits a period
+            loop {
+                tick.tick().await;
+                match f.run_job(&gw.ctx).await {
+                    Ok(v) => tracing::info!(function = %s.function, result = %v, "scheduled run"),
+                    Err(e) => {
+                        tracing::error!(function = %s.function, error = %e, "scheduled run failed")
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -68,9 +68,12 @@ async fn main() -> anyhow::Result<()> {
                 demo_account: env_or("DEMO_PORTAL_ACCOUNT", "demo-portal-account"),
             };
             let ctx = shared::AppContext::from_env().await?;
-            let gw = Gateway::new(template, ctx, JwtKeys::generate()?, config)?;
+            let gw = Arc::new(Gateway::new(template, ctx, JwtKeys::generate()?, config)?);
+            if env_or("LOCAL_SCHEDULES", "on") != "off" {
+                local_gateway::gateway::spawn_schedules(gw.clone());
+            }
             println!("local-gateway listening on {base}");
-            axum::serve(listener, router(Arc::new(gw)))
+            axum::serve(listener, router(gw))
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;
             Ok(())

@@ -28,9 +28,34 @@ pub struct Route {
     pub auth: RouteAuth,
 }
 
+/// A function run by an EventBridge schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub function: String,
+    pub logical_id: String,
+    pub expression: String,
+}
+
+impl Schedule {
+    /// `rate(N minute[s]|hour[s]|day[s])` as a period.
+    pub fn period(&self) -> Option<std::time::Duration> {
+        let inner = self.expression.strip_prefix("rate(")?.strip_suffix(')')?;
+        let (n, unit) = inner.split_once(' ')?;
+        let n: u64 = n.trim().parse().ok()?;
+        let secs = match unit.trim().trim_end_matches('s') {
+            "minute" => 60,
+            "hour" => 3600,
+            "day" => 86_400,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_secs(n * secs))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
+    pub schedules: Vec<Schedule>,
     /// Logical id → binary name, for every function in the template.
     pub functions: BTreeMap<String, String>,
     pub table: Value,
@@ -80,6 +105,7 @@ impl Template {
 
         let mut t = Template {
             routes: vec![],
+            schedules: vec![],
             functions: BTreeMap::new(),
             table: Value::Null,
             parameters,
@@ -101,7 +127,21 @@ impl Template {
                         .and_then(|p| get(p, "Events"))
                         .and_then(Value::as_mapping);
                     for ev in events.into_iter().flat_map(|m| m.values()) {
-                        if get(ev, "Type").and_then(Value::as_str) != Some("HttpApi") {
+                        let ty = get(ev, "Type").and_then(Value::as_str);
+                        if matches!(ty, Some("Schedule" | "ScheduleV2")) {
+                            let expression = get(ev, "Properties")
+                                .and_then(|p| get(p, "ScheduleExpression"))
+                                .and_then(Value::as_str)
+                                .context("ScheduleExpression")?
+                                .to_owned();
+                            t.schedules.push(Schedule {
+                                function: binary.clone(),
+                                logical_id: id.clone(),
+                                expression,
+                            });
+                            continue;
+                        }
+                        if ty != Some("HttpApi") {
                             continue;
                         }
                         let p =
@@ -264,5 +304,12 @@ mod tests {
         assert!(t.match_route("GET", "/v1/accounts/a/zoom/extra").is_none());
         let (_, p) = t.match_route("GET", "/v1/accounts/a%2Bb/zoom").unwrap();
         assert_eq!(p["account_id"], "a+b");
+        let periods: Vec<_> = t
+            .schedules
+            .iter()
+            .map(|s| (s.function.as_str(), s.period().unwrap().as_secs()))
+            .collect();
+        assert!(periods.contains(&("token-refresh", 600)), "{periods:?}");
+        assert!(periods.contains(&("reconcile", 3600)), "{periods:?}");
     }
 }

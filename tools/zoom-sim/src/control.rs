@@ -24,6 +24,21 @@ pub fn routes() -> Router<SimState> {
         .route("/_sim/counters", get(counters))
         .route("/_sim/grants", get(grants))
         .route("/_sim/clock", post(clock))
+        .route("/_sim/webhooks", post(crate::webhooks::configure))
+        .route("/_sim/webhooks/validate", post(crate::webhooks::validate))
+        .route("/_sim/webhooks/send", post(crate::webhooks::send))
+        .route(
+            "/_sim/webhooks/deliveries",
+            get(crate::webhooks::deliveries),
+        )
+        .route(
+            "/_sim/webhooks/deliveries/{id}/resend",
+            post(crate::webhooks::resend),
+        )
+        .route(
+            "/_sim/accounts/{account_id}/uninstall",
+            post(crate::webhooks::uninstall),
+        )
 }
 
 async fn add_app(State(s): State<SimState>, Json(app): Json<App>) -> Response {

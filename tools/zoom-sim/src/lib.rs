@@ -13,6 +13,7 @@
 mod control;
 mod oauth;
 mod state;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

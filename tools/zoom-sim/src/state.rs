@@ -127,6 +127,8 @@ pub struct Sim {
     pub counters: Counters,
     /// Added to the wall clock: lets tests expire codes and tokens without sleeping.
     pub clock_offset_secs: i64,
+    pub webhook: Option<crate::webhooks::WebhookConfig>,
+    pub deliveries: Vec<crate::webhooks::Delivery>,
     next_account_number: i64,
 }
 
@@ -147,6 +149,8 @@ impl Sim {
             auto_approve: None,
             counters: Counters::default(),
             clock_offset_secs: 0,
+            webhook: None,
+            deliveries: Vec::new(),
             next_account_number: 10_009_239,
         }
     }

@@ -261,6 +261,10 @@ impl Stack {
         .chain([rust_log])
         .chain(opts.gateway_env.iter().cloned())
         .collect();
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .chain([("LOCAL_SCHEDULES".to_string(), "off".to_string())])
+            .collect();
         let (gw_proc, _) = Proc::spawn(
             "local-gateway",
             "local-gateway",
@@ -485,6 +489,75 @@ impl Stack {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// An [`shared::AppContext`] of its own (own SDK clients, HTTP client and
+    /// refresh coordinator: a separate "instance") against this stack.
+    pub async fn context(
+        &self,
+        clock: shared::clock::ManualClock,
+    ) -> anyhow::Result<shared::AppContext> {
+        Ok(shared::AppContext::build(self.config()?, std::sync::Arc::new(clock)).await?)
+    }
+
+    /// As [`Stack::context`], with extra configuration (e.g. `HTTP_TIMEOUT_MS`).
+    pub async fn context_with(
+        &self,
+        clock: shared::clock::ManualClock,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<shared::AppContext> {
+        let base = self.config_map();
+        let cfg = shared::config::Config::from_lookup(|k| {
+            extra
+                .iter()
+                .find(|(ek, _)| *ek == k)
+                .map(|(_, v)| v.to_string())
+                .or_else(|| base.get(k).cloned())
+        })?;
+        Ok(shared::AppContext::build(cfg, std::sync::Arc::new(clock)).await?)
+    }
+
+    pub async fn sim_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.sim))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The connection item as stored (raw).
+    pub async fn connection_item(
+        &self,
+        account: &str,
+    ) -> anyhow::Result<Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>> {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        let out = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", A::S(format!("ACCOUNT#{account}")))
+            .key("SK", A::S("CONNECTION".into()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item)
+    }
+
+    fn config_map(&self) -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("TABLE_NAME", self.table.clone()),
+            ("APP_SECRET_ID", self.secret_id.clone()),
+            ("ZOOM_OAUTH_BASE_URL", self.sim.clone()),
+            ("ZOOM_API_BASE_URL", format!("{}/v2", self.sim)),
+            ("ZOOM_REDIRECT_URI", self.redirect_uri.clone()),
+            (
+                "PORTAL_INTEGRATION_URL",
+                format!("{}/settings/integration", self.gateway),
+            ),
+        ])
     }
 
     /// Configuration for building an [`shared::AppContext`] in the test

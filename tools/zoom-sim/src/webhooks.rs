@@ -190,7 +190,8 @@ pub async fn validate(State(s): State<SimState>) -> Response {
             resp.json::<Value>().await.unwrap_or(Value::Null),
         ),
         Err(e) => {
-            return Json(json!({"ok": false, "error": e.without_url().to_string()})).into_response();
+            return Json(json!({"ok": false, "error": e.without_url().to_string()}))
+                .into_response();
         }
     };
     let expected = hmac_hex(&cfg.secret, &[plain.as_bytes()]);

@@ -65,3 +65,47 @@ pub fn path_account(req: &Request, caller: &Caller) -> Result<PortalAccountId, P
     }
     Ok(id)
 }
+
+/// A carrier operator: the token must carry the carrier-admin scope (the
+/// authorizer already requires it on carrier routes; this is the second check).
+/// Customers get 403.
+pub fn carrier(req: &Request, scope: &str) -> Result<PortalUserId, Problem> {
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        return Err(Problem::unauthorized());
+    };
+    let jwt = ctx
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.jwt.as_ref())
+        .ok_or_else(Problem::unauthorized)?;
+    let user = jwt
+        .claims
+        .get("sub")
+        .and_then(|v| PortalUserId::parse(v).ok())
+        .ok_or_else(Problem::unauthorized)?;
+    let scopes: Vec<String> = jwt.scopes.clone().unwrap_or_else(|| {
+        jwt.claims
+            .get("scope")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    });
+    if !scopes.iter().any(|s| s == scope) {
+        return Err(Problem::new(
+            403,
+            "Forbidden",
+            "this operation is for the carrier's operators",
+        ));
+    }
+    Ok(user)
+}
+
+/// A path parameter parsed as an account id, without the tenant check (carrier routes).
+pub fn path_account_unchecked(req: &Request) -> Result<PortalAccountId, Problem> {
+    let raw = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("account_id"))
+        .ok_or_else(|| {
+            Problem::bad_request("account_id", "the account id is missing from the path")
+        })?;
+    PortalAccountId::parse(raw).map_err(|e| Problem::bad_request("account_id", e.to_string()))
+}

@@ -39,6 +39,16 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Days a deauthorized account's Zoom data is kept (`DEAUTH_RETENTION_DAYS`, 0..=10).
     pub deauth_retention_days: i64,
+    /// Zoom plan tier for the rate budget: `business` (Business+) or `pro` (`ZOOM_PLAN_TIER`).
+    pub zoom_plan_tier: String,
+    /// Share of the published rate this service uses (`ZOOM_RATE_SHARE_PERCENT`, default 50).
+    pub zoom_rate_share_percent: u32,
+    /// SIP trunk name the carrier's numbers route through (`ZOOM_SIP_TRUNK_NAME`).
+    pub sip_trunk_name: String,
+    /// SQS queue of number operations (`NUMBER_QUEUE_URL`); optional for functions that do not enqueue.
+    pub number_queue_url: Option<String>,
+    /// Scope of the carrier's operators in Portal JWTs (`CARRIER_ADMIN_SCOPE`).
+    pub carrier_admin_scope: String,
 }
 
 impl Config {
@@ -119,6 +129,32 @@ impl Config {
             state_ttl: secs("INSTALL_STATE_TTL_SECS", 600, 600)?,
             secret_cache_ttl: secs("SECRET_CACHE_TTL_SECS", 300, 300)?,
             http_timeout: Duration::from_millis(timeout_ms.clamp(100, 29_000)),
+            zoom_plan_tier: match get("ZOOM_PLAN_TIER").as_deref() {
+                None | Some("business") => "business".into(),
+                Some("pro") => "pro".into(),
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "ZOOM_PLAN_TIER",
+                        why: "business or pro".into(),
+                    });
+                }
+            },
+            zoom_rate_share_percent: match get("ZOOM_RATE_SHARE_PERCENT") {
+                None => 50,
+                Some(s) => match s.parse::<u32>() {
+                    Ok(p) if (1..=100).contains(&p) => p,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "ZOOM_RATE_SHARE_PERCENT",
+                            why: "1..=100".into(),
+                        });
+                    }
+                },
+            },
+            sip_trunk_name: get("ZOOM_SIP_TRUNK_NAME").unwrap_or_else(|| "carrier-trunk-1".into()),
+            number_queue_url: get("NUMBER_QUEUE_URL"),
+            carrier_admin_scope: get("CARRIER_ADMIN_SCOPE")
+                .unwrap_or_else(|| "zoom.carrier_admin".into()),
             deauth_retention_days: match get("DEAUTH_RETENTION_DAYS") {
                 None => 10,
                 Some(s) => match s.parse::<i64>() {

@@ -25,6 +25,9 @@ pub struct AppContext {
     pub clock: Arc<dyn Clock>,
     /// Per-process refresh coordination (single flight, lease owner id).
     pub refresh: crate::tokens::RefreshCoordinator,
+    /// Zoom rate budget and breaker per Zoom account.
+    pub budget: crate::zoom_api::ZoomBudget,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AppContext {
@@ -39,6 +42,7 @@ impl AppContext {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let sm = aws_sdk_secretsmanager::Client::new(&aws);
+        let sqs = aws_sdk_sqs::Client::new(&aws);
         let http = http_client(config.http_timeout)?;
         Ok(Self {
             store: Store::new(dynamo, config.table_name.clone()),
@@ -52,6 +56,11 @@ impl AppContext {
             refresh: crate::tokens::RefreshCoordinator::new(
                 config.http_timeout.as_secs() as i64 * 2 + 20,
             ),
+            budget: crate::zoom_api::ZoomBudget::new(
+                &config.zoom_plan_tier,
+                config.zoom_rate_share_percent,
+            ),
+            sqs,
             clock,
             config,
         })

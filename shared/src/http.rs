@@ -90,6 +90,10 @@ fn response(status: u16, content_type: &str, body: Body) -> Response<Body> {
     r
 }
 
+pub fn http_header_content_type() -> http::HeaderName {
+    http::header::CONTENT_TYPE
+}
+
 pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     match serde_json::to_string(value) {
         Ok(s) => response(status, "application/json", Body::Text(s)),

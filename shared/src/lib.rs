@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod http;
 pub mod ids;
 pub mod install_flow;
+pub mod numbers;
 pub mod retention;
 pub mod secrets;
 pub mod store;
@@ -20,5 +21,6 @@ pub mod telemetry;
 pub mod tokens;
 pub mod webhook;
 pub mod zoom;
+pub mod zoom_api;
 
 pub use context::AppContext;

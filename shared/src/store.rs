@@ -24,15 +24,15 @@ pub enum StoreError {
     ZoomAccountInUse,
 }
 
-fn dynamo<E: std::error::Error + 'static>(e: E) -> StoreError {
+pub fn dynamo<E: std::error::Error + 'static>(e: E) -> StoreError {
     StoreError::Dynamo(DisplayErrorContext(e).to_string())
 }
-fn serde_err(e: serde_dynamo::Error) -> StoreError {
+pub fn serde_err(e: serde_dynamo::Error) -> StoreError {
     StoreError::Serde(e.to_string())
 }
 
 /// Ok(true) on success, Ok(false) when the condition failed, Err otherwise.
-fn conditional<E: std::error::Error + 'static>(
+pub fn conditional<E: std::error::Error + 'static>(
     r: Result<(), E>,
     is_ccf: impl Fn(&E) -> bool,
 ) -> Result<bool, StoreError> {
@@ -209,7 +209,7 @@ pub struct Store {
     table: String,
 }
 
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+pub fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("PK".to_owned(), AttributeValue::S(pk)),
         ("SK".to_owned(), AttributeValue::S(sk.to_owned())),
@@ -223,6 +223,10 @@ impl Store {
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub fn state_pk(state_hash: &str) -> String {

@@ -177,6 +177,9 @@ impl Default for StackOptions {
 
 pub struct Stack {
     pub gateway: String,
+    gateway_env: Vec<(String, String)>,
+    pub queue_url: String,
+    pub dlq_url: String,
     pub sim: String,
     pub table: String,
     pub secret_id: String,
@@ -214,6 +217,9 @@ impl Stack {
             "webhook-secret",
         );
         local_gateway::provision::create_secret(&sm, &secret_id, &secret_json).await?;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let (queue_url, dlq_url) =
+            local_gateway::provision::create_queues(&sqs, &unique("q"), 3).await?;
 
         let rust_log = ("RUST_LOG".to_string(), opts.rust_log.clone());
         let (sim_proc, line) = Proc::spawn(
@@ -255,6 +261,7 @@ impl Stack {
                 format!("{gateway}/settings/integration"),
             ),
             ("PORTAL_ALLOWED_ORIGINS", gateway.clone()),
+            ("NUMBER_QUEUE_URL", queue_url.clone()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -273,8 +280,12 @@ impl Stack {
             "listening on",
         )
         .await?;
+        let gateway_env = env;
         Ok(Self {
             gateway,
+            gateway_env,
+            queue_url,
+            dlq_url,
             sim,
             table,
             secret_id,
@@ -285,6 +296,25 @@ impl Stack {
             dynamo,
             procs: vec![sim_proc, gw_proc],
         })
+    }
+
+    /// Kills the gateway (SIGKILL, mid-work if it is working) and starts a new
+    /// one on the same port: a crashed worker whose messages SQS redelivers.
+    pub async fn crash_and_restart_gateway(&mut self) -> anyhow::Result<()> {
+        if let Some(i) = self.procs.iter().position(|p| p.name == "local-gateway") {
+            let mut p = self.procs.remove(i);
+            let _ = p.child.kill().await;
+        }
+        let (gw, _) = Proc::spawn(
+            "local-gateway",
+            "local-gateway",
+            &["serve"],
+            &self.gateway_env,
+            "listening on",
+        )
+        .await?;
+        self.procs.push(gw);
+        Ok(())
     }
 
     /// Stops every process (gracefully) and returns each one's output.
@@ -557,7 +587,93 @@ impl Stack {
                 "PORTAL_INTEGRATION_URL",
                 format!("{}/settings/integration", self.gateway),
             ),
+            ("NUMBER_QUEUE_URL", self.queue_url.clone()),
         ])
+    }
+
+    /// A carrier operator's token.
+    pub async fn carrier_token(&self) -> anyhow::Result<String> {
+        self.token_with(&[
+            ("account_id", "carrier"),
+            ("sub", "ops-1"),
+            ("scope", "zoom.carrier_admin"),
+        ])
+        .await
+    }
+
+    /// Calls the API with a token; returns status and JSON body.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.gateway))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Loads inventory numbers as the carrier.
+    pub async fn import_inventory(&self, numbers: &[String]) -> anyhow::Result<Value> {
+        let csv = format!("number\n{}\n", numbers.join("\n"));
+        let t = self.carrier_token().await?;
+        let r = self
+            .http
+            .post(format!("{}/v1/inventory/imports", self.gateway))
+            .bearer_auth(t)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "import: {}", r.status());
+        Ok(r.json().await?)
+    }
+
+    /// Polls an operation until it is no longer queued or running.
+    pub async fn wait_operation(
+        &self,
+        account: &str,
+        token: &str,
+        op: &str,
+        limit: std::time::Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (st, v) = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/v1/accounts/{account}/zoom/operations/{op}?limit=1"),
+                    token,
+                    None,
+                )
+                .await?;
+            anyhow::ensure!(st == 200, "operation {op}: HTTP {st} {v}");
+            if !matches!(v["state"].as_str(), Some("queued" | "running")) {
+                return Ok(v);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "operation {op} did not finish: {v}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// zoom-sim's view of a Zoom account's numbers.
+    pub async fn sim_numbers(&self, zoom: &str) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .sim_get(&format!("/_sim/accounts/{zoom}/numbers"))
+            .await?
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Configuration for building an [`shared::AppContext`] in the test

@@ -48,6 +48,9 @@ pub enum Function {
     ZoomWebhook,
     TokenRefresh,
     Reconcile,
+    Numbers,
+    NumberWorker,
+    RemovalCheck,
 }
 
 impl Function {
@@ -59,6 +62,9 @@ impl Function {
             "zoom-webhook" => Some(Self::ZoomWebhook),
             "token-refresh" => Some(Self::TokenRefresh),
             "reconcile" => Some(Self::Reconcile),
+            "numbers" => Some(Self::Numbers),
+            "number-worker" => Some(Self::NumberWorker),
+            "removal-check" => Some(Self::RemovalCheck),
             _ => None,
         }
     }
@@ -73,6 +79,18 @@ impl Function {
         }
     }
 
+    /// Runs an event-source function (SQS) with the event the mapping builds.
+    pub async fn run_event(
+        self,
+        ctx: &AppContext,
+        event: Value,
+    ) -> Result<Value, lambda_runtime::Error> {
+        match self {
+            Self::NumberWorker => number_worker::handle(ctx, event).await,
+            _ => Err("not an event-source function".into()),
+        }
+    }
+
     async fn call(
         self,
         ctx: &AppContext,
@@ -83,7 +101,11 @@ impl Function {
             Self::OAuthCallback => oauth_callback::handle(ctx, req).await,
             Self::Status => status::handle(ctx, req).await,
             Self::ZoomWebhook => zoom_webhook::handle(ctx, req).await,
-            Self::TokenRefresh | Self::Reconcile => Err("not an HTTP function".into()),
+            Self::Numbers => numbers::handle(ctx, req).await,
+            Self::RemovalCheck => removal_check::handle(ctx, req).await,
+            Self::TokenRefresh | Self::Reconcile | Self::NumberWorker => {
+                Err("not an HTTP function".into())
+            }
         }
     }
 }
@@ -215,6 +237,84 @@ pub fn spawn_schedules(gw: Arc<Gateway>) {
             }
         });
     }
+}
+
+/// The SQS event source mapping: polls the queue, invokes the function with
+/// the SQS event, deletes what succeeded (`ReportBatchItemFailures`); failed
+/// messages come back after their visibility timeout, and the queue's redrive
+/// policy moves them to the DLQ after repeated failure.
+pub fn spawn_sqs_poller(gw: Arc<Gateway>, queue_url: String, function: Function, batch_size: i32) {
+    tokio::spawn(async move {
+        let sqs = gw.ctx.sqs.clone();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(batch_size.clamp(1, 10))
+                .wait_time_seconds(1)
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+                )
+                .send()
+                .await;
+            let msgs = match got {
+                Ok(o) => o.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "SQS receive failed");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            let records: Vec<Value> = msgs
+                .iter()
+                .map(|m| {
+                    let count = m
+                        .attributes()
+                        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                        .cloned()
+                        .unwrap_or_else(|| "1".into());
+                    json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                           "attributes": {"ApproximateReceiveCount": count}, "eventSource": "aws:sqs",
+                           "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:local", "awsRegion": "us-east-1"})
+                })
+                .collect();
+            let failed: Vec<String> = match function
+                .run_event(&gw.ctx, json!({"Records": records}))
+                .await
+            {
+                Ok(v) => v["batchItemFailures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "event-source function failed");
+                    msgs.iter()
+                        .filter_map(|m| m.message_id().map(str::to_owned))
+                        .collect()
+                }
+            };
+            for m in &msgs {
+                if m.message_id()
+                    .is_some_and(|id| failed.iter().any(|f| f == id))
+                {
+                    continue;
+                }
+                if let Some(h) = m.receipt_handle() {
+                    let _ = sqs
+                        .delete_message()
+                        .queue_url(&queue_url)
+                        .receipt_handle(h)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    });
 }
 
 /// Every template route: authorize, build the API Gateway v2 event, run the handler.

@@ -72,6 +72,23 @@ async fn main() -> anyhow::Result<()> {
             if env_or("LOCAL_SCHEDULES", "on") != "off" {
                 local_gateway::gateway::spawn_schedules(gw.clone());
             }
+            // The SQS event source mapping of template.yaml's worker.
+            if let Some(url) = std::env::var("NUMBER_QUEUE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            {
+                let mapping = gw
+                    .template
+                    .queues
+                    .iter()
+                    .find(|q| q.queue == "NumberQueue")
+                    .cloned();
+                if let Some(m) = mapping
+                    && let Some(f) = local_gateway::gateway::Function::from_binary(&m.function)
+                {
+                    local_gateway::gateway::spawn_sqs_poller(gw.clone(), url, f, m.batch_size);
+                }
+            }
             println!("local-gateway listening on {base}");
             axum::serve(listener, router(gw))
                 .with_graceful_shutdown(shutdown_signal())

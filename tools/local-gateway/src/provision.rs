@@ -138,3 +138,48 @@ pub async fn create_secret(
         })?;
     Ok(())
 }
+
+/// The number-operations queue and its dead-letter queue (redrive after 5
+/// receives, as template.yaml declares). Locally the visibility timeout is
+/// short so failed messages come back quickly. Returns (queue URL, DLQ URL).
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_secs: u32,
+) -> anyhow::Result<(String, String)> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let err = |e: aws_sdk_sqs::error::SdkError<_, _>| {
+        anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+    };
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(err)?;
+    let dlq_url = dlq.queue_url.unwrap_or_default();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+    let dlq_arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&A::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    let q = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(A::VisibilityTimeout, visibility_secs.to_string())
+        .attributes(
+            A::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+    Ok((q.queue_url.unwrap_or_default(), dlq_url))
+}

@@ -52,10 +52,20 @@ impl Schedule {
     }
 }
 
+/// An SQS event source mapping.
+#[derive(Debug, Clone)]
+pub struct QueueMapping {
+    pub function: String,
+    /// Logical id of the queue.
+    pub queue: String,
+    pub batch_size: i32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
     pub schedules: Vec<Schedule>,
+    pub queues: Vec<QueueMapping>,
     /// Logical id → binary name, for every function in the template.
     pub functions: BTreeMap<String, String>,
     pub table: Value,
@@ -106,6 +116,7 @@ impl Template {
         let mut t = Template {
             routes: vec![],
             schedules: vec![],
+            queues: vec![],
             functions: BTreeMap::new(),
             table: Value::Null,
             parameters,
@@ -138,6 +149,26 @@ impl Template {
                                 function: binary.clone(),
                                 logical_id: id.clone(),
                                 expression,
+                            });
+                            continue;
+                        }
+                        if ty == Some("SQS") {
+                            let p =
+                                get(ev, "Properties").context("SQS event without Properties")?;
+                            let queue = match get(p, "Queue").and_then(tag_name) {
+                                Some((tag, v)) if tag == "!GetAtt" => v
+                                    .as_str()
+                                    .and_then(|s| s.split('.').next())
+                                    .context("Queue: !GetAtt Queue.Arn")?
+                                    .to_owned(),
+                                _ => bail!("{id}: SQS Queue must be !GetAtt <Queue>.Arn"),
+                            };
+                            let batch_size =
+                                get(p, "BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
+                            t.queues.push(QueueMapping {
+                                function: binary.clone(),
+                                queue,
+                                batch_size,
                             });
                             continue;
                         }
@@ -311,5 +342,27 @@ mod tests {
             .collect();
         assert!(periods.contains(&("token-refresh", 600)), "{periods:?}");
         assert!(periods.contains(&("reconcile", 3600)), "{periods:?}");
+        assert_eq!(t.queues.len(), 1);
+        assert_eq!(
+            (t.queues[0].function.as_str(), t.queues[0].queue.as_str()),
+            ("number-worker", "NumberQueue")
+        );
+        let (r, p) = t
+            .match_route(
+                "PUT",
+                "/v1/accounts/a/zoom/numbers/%2B16175550100/assignment",
+            )
+            .unwrap();
+        assert_eq!(
+            (r.function.as_str(), p["number"].as_str()),
+            ("numbers", "+16175550100")
+        );
+        let (r, _) = t.match_route("POST", "/v1/inventory/imports").unwrap();
+        assert_eq!(
+            r.auth,
+            RouteAuth::Jwt {
+                scopes: vec!["zoom.carrier_admin".into()]
+            }
+        );
     }
 }

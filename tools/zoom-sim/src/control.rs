@@ -24,6 +24,8 @@ pub fn routes() -> Router<SimState> {
         .route("/_sim/counters", get(counters))
         .route("/_sim/grants", get(grants))
         .route("/_sim/clock", post(clock))
+        .route("/_sim/accounts/{account_id}/rate_plan", post(rate_plan))
+        .route("/_sim/accounts/{account_id}/numbers", get(account_numbers))
         .route("/_sim/webhooks", post(crate::webhooks::configure))
         .route("/_sim/webhooks/validate", post(crate::webhooks::validate))
         .route("/_sim/webhooks/send", post(crate::webhooks::send))
@@ -127,4 +129,33 @@ async fn clock(State(s): State<SimState>, Json(c): Json<Clock>) -> Response {
     let mut sim = lock(&s);
     sim.clock_offset_secs += c.advance_secs;
     Json(json!({"offset_secs": sim.clock_offset_secs})).into_response()
+}
+
+#[derive(Deserialize)]
+struct RatePlan {
+    plan: String,
+}
+
+/// `business` (default), `pro` or `off`.
+async fn rate_plan(
+    State(s): State<SimState>,
+    Path(account_id): Path<String>,
+    Json(p): Json<RatePlan>,
+) -> Response {
+    lock(&s).rate_plans.insert(account_id, p.plan);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The account's numbers with assignees: for tests comparing final state.
+async fn account_numbers(State(s): State<SimState>, Path(account_id): Path<String>) -> Response {
+    let sim = lock(&s);
+    let Some(acct) = sim.phone.get(&account_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let v: Vec<_> = acct
+        .numbers
+        .values()
+        .map(|p| json!({"number": p.phone_number, "id": p.id, "status": p.status, "assignee": acct.assignees.get(&p.phone_number)}))
+        .collect();
+    Json(v).into_response()
 }

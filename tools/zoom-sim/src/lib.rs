@@ -12,6 +12,7 @@
 
 mod control;
 mod oauth;
+pub mod phone;
 mod state;
 pub mod webhooks;
 
@@ -34,6 +35,21 @@ pub fn router(state: SimState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/revoke", post(oauth::revoke))
         .route("/v2/users/me", get(oauth::users_me))
+        .route(
+            "/v2/number_management/peering_numbers",
+            get(phone::peering_list)
+                .post(phone::peering_add)
+                .patch(phone::peering_update)
+                .delete(phone::peering_delete),
+        )
+        .route("/v2/phone/numbers", get(phone::phone_numbers))
+        .route("/v2/phone/{kind}", get(phone::list_extensions))
+        .route("/v2/phone/{kind}/{id}", get(phone::get_extension))
+        .route("/v2/phone/{kind}/{id}/phone_numbers", post(phone::assign))
+        .route(
+            "/v2/phone/{kind}/{id}/phone_numbers/{number}",
+            axum::routing::delete(phone::unassign),
+        )
         .merge(control::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults))
         .with_state(state)
@@ -102,6 +118,10 @@ async fn faults(State(state): State<SimState>, req: Request, next: Next) -> Resp
     };
     if f.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(f.delay_ms)).await;
+    }
+    if f.drop {
+        // Ends the connection task without an answer; the client sees a reset.
+        std::panic::resume_unwind(Box::new("injected connection drop"));
     }
     match f.status {
         None => next.run(req).await,

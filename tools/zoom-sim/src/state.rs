@@ -98,6 +98,9 @@ pub struct Fault {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub delay_ms: u64,
+    /// Drop the connection without an answer.
+    #[serde(default)]
+    pub drop: bool,
     /// How many requests it affects; absent = until cleared.
     #[serde(default)]
     pub times: Option<u32>,
@@ -109,6 +112,7 @@ pub struct Counters {
     pub token_calls: BTreeMap<String, u64>,
     pub token_errors: BTreeMap<String, u64>,
     pub api_calls: BTreeMap<String, u64>,
+    pub rate_limited: u64,
 }
 
 pub struct Sim {
@@ -128,6 +132,14 @@ pub struct Sim {
     /// Added to the wall clock: lets tests expire codes and tokens without sleeping.
     pub clock_offset_secs: i64,
     pub webhook: Option<crate::webhooks::WebhookConfig>,
+    /// Zoom Phone data per Zoom account.
+    pub phone: HashMap<String, crate::phone::PhoneAccount>,
+    pub page_tokens: HashMap<String, crate::phone::PageToken>,
+    /// Rate plan per account: `business` (default), `pro`, or `off`.
+    pub rate_plans: HashMap<String, String>,
+    pub rate_windows: HashMap<(String, crate::phone::Label), (i64, u32)>,
+    /// SIP trunk names of the carrier's peering (from Zoom's peering setup).
+    pub sip_trunks: Vec<String>,
     pub deliveries: Vec<crate::webhooks::Delivery>,
     next_account_number: i64,
 }
@@ -150,6 +162,11 @@ impl Sim {
             counters: Counters::default(),
             clock_offset_secs: 0,
             webhook: None,
+            phone: HashMap::new(),
+            page_tokens: HashMap::new(),
+            rate_plans: HashMap::new(),
+            rate_windows: HashMap::new(),
+            sip_trunks: vec!["carrier-trunk-1".into()],
             deliveries: Vec::new(),
             next_account_number: 10_009_239,
         }
@@ -179,7 +196,9 @@ impl Sim {
                 last_name: "Admin".into(),
             },
         };
-        self.accounts.insert(account_id, acct.clone());
+        self.accounts.insert(account_id.clone(), acct.clone());
+        self.phone
+            .insert(account_id, crate::phone::PhoneAccount::seeded());
         acct
     }
 

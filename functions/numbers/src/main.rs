@@ -1,0 +1,9 @@
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let ctx = shared::AppContext::from_env().await?;
+    let ctx = &ctx;
+    run(service_fn(move |req| numbers::handle(ctx, req))).await
+}

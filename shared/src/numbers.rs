@@ -80,6 +80,8 @@ impl NumberState {
                 | (PortOutScheduled, InZoom | PortedOut)
                 | (ReleaseRequested, Released | InZoom)
                 | (Reserved | Uploaded | PushFailed, Released)
+                // Drift found by reconciliation: gone from Zoom behind our back.
+                | (InZoom | PortOutScheduled, PushFailed)
         )
     }
 
@@ -2669,6 +2671,126 @@ pub async fn removal_check(
         }),
         blockers,
     })
+}
+
+// ---------- scheduled: drift repair ----------
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DriftReport {
+    pub accounts: usize,
+    pub missing_in_zoom: usize,
+    pub found_in_zoom: usize,
+    pub unknown_in_zoom: usize,
+    pub failed_accounts: usize,
+}
+
+/// Compares our records with Zoom's peering list for every verified account:
+/// numbers gone from Zoom behind our back become `push_failed` (they can be
+/// pushed again), numbers Zoom has that we thought missing become `in_zoom`,
+/// numbers Zoom lists that we never recorded are reported. Each finding is
+/// audited; one account's failure never stops the others.
+pub async fn repair_drift(ctx: &AppContext) -> Result<DriftReport, NumbersError> {
+    let mut report = DriftReport::default();
+    let mut accounts = Vec::new();
+    for shard in 0..crate::store::DUE_SHARDS {
+        accounts.extend(
+            ctx.store
+                .due_accounts(&format!("REFRESH#{shard}"), i64::MAX)
+                .await?,
+        );
+    }
+    for account in accounts {
+        report.accounts += 1;
+        match repair_account(ctx, &account, &mut report).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(portal_account = %account, error = %e, "drift repair failed");
+                report.failed_accounts += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn repair_account(
+    ctx: &AppContext,
+    account: &PortalAccountId,
+    report: &mut DriftReport,
+) -> Result<(), NumbersError> {
+    let ours = all_numbers(ctx, account).await?;
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let zoom = zoom_account(ctx, account).await?;
+    let present: HashSet<String> = zoom_api::list_all(
+        ctx,
+        account,
+        &zoom,
+        Label::Light,
+        "number_management/peering_numbers",
+        "numbers",
+        300,
+        &[],
+    )
+    .await?
+    .iter()
+    .filter_map(|v| v.get("phone_number").and_then(Value::as_str))
+    .filter_map(|n| E164Number::normalize(n).ok().map(|n| n.to_string()))
+    .collect();
+    let actor = "system:reconcile";
+    let now = ctx.clock.now();
+    let mut known = HashSet::new();
+    for mut item in ours {
+        known.insert(item.number.to_string());
+        let there = present.contains(item.number.as_str());
+        if matches!(
+            item.state,
+            NumberState::InZoom | NumberState::PortOutScheduled
+        ) && !there
+        {
+            item.last_error = Some("no longer in Zoom (found by reconciliation)".into());
+            item.gsi1pk = None;
+            item.gsi1sk = None;
+            transition(ctx, &mut item, NumberState::PushFailed, actor).await?;
+            ctx.store
+                .put_audit(&AuditItem::new(
+                    account,
+                    now,
+                    "number_drift_missing_in_zoom",
+                    actor,
+                    Some(format!("number={}", item.number)),
+                ))
+                .await?;
+            report.missing_in_zoom += 1;
+        } else if item.state == NumberState::PushFailed && there {
+            for to in [NumberState::Pushing, NumberState::InZoom] {
+                transition(ctx, &mut item, to, actor).await?;
+            }
+            ctx.store
+                .put_audit(&AuditItem::new(
+                    account,
+                    now,
+                    "number_drift_found_in_zoom",
+                    actor,
+                    Some(format!("number={}", item.number)),
+                ))
+                .await?;
+            report.found_in_zoom += 1;
+        }
+    }
+    for n in present.difference(&known) {
+        ctx.store
+            .put_audit(&AuditItem::new(
+                account,
+                now,
+                "number_drift_unknown_in_zoom",
+                actor,
+                Some(format!("number={n}")),
+            ))
+            .await?;
+        report.unknown_in_zoom += 1;
+    }
+    Ok(())
 }
 
 // ---------- scheduled: port-day unassignment ----------

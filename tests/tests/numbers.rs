@@ -902,3 +902,61 @@ async fn bulk_upload_survives_faults_and_a_worker_crash() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn reconciliation_repairs_drift_and_audits_it() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let (zoom, t) = verified(&s, "acct-1").await?;
+    let nums = range("+1617555", 700, 2);
+    ordered(&s, "acct-1", &t, &nums).await?;
+    // Someone removes a number in Zoom's Provider Portal, behind our back.
+    let ctx = s
+        .context(shared::clock::ManualClock::new(
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await?;
+    let account = shared::ids::PortalAccountId::parse("acct-1")?;
+    shared::zoom_api::call(
+        &ctx,
+        &account,
+        &zoom,
+        shared::zoom_api::Label::Light,
+        Method::DELETE,
+        "number_management/peering_numbers",
+        &[("phone_numbers", nums[0].clone())],
+        None,
+    )
+    .await?;
+    let r = reconcile::handle(&ctx, json!({}))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(r["drift"]["missing_in_zoom"], 1, "{r}");
+    let (_, list) = s
+        .api(
+            Method::GET,
+            "/v1/accounts/acct-1/zoom/numbers?state=push_failed",
+            &t,
+            None,
+        )
+        .await?;
+    assert_eq!(list["items"][0]["number"], nums[0].as_str(), "{list}");
+    let audit = ctx.store.list_audit(&account).await?;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "number_drift_missing_in_zoom")
+    );
+    // A second run finds nothing new.
+    let r = reconcile::handle(&ctx, json!({}))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(
+        (
+            r["drift"]["missing_in_zoom"].as_u64(),
+            r["drift"]["unknown_in_zoom"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    Ok(())
+}

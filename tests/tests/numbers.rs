@@ -960,3 +960,71 @@ async fn reconciliation_repairs_drift_and_audits_it() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn poison_messages_land_in_the_dead_letter_queue() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let sqs = aws_sdk_sqs::Client::new(&e2e::aws().await);
+    sqs.send_message()
+        .queue_url(&s.queue_url)
+        .message_body("this is not a work message")
+        .send()
+        .await?;
+    // The gateway's event source mapping receives it, the worker reports it
+    // failed each time, and after 5 receives the redrive policy moves it.
+    let mut moved = None;
+    for _ in 0..120 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&s.dlq_url)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        if let Some(m) = got.messages().first() {
+            moved = m.body().map(str::to_owned);
+            break;
+        }
+    }
+    assert_eq!(moved.as_deref(), Some("this is not a work message"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operation_for_a_disconnected_account_fails_instead_of_retrying_forever()
+-> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let (zoom, t) = verified(&s, "acct-1").await?;
+    let ctx = s
+        .context(shared::clock::ManualClock::new(
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await?;
+    let account = shared::ids::PortalAccountId::parse("acct-1")?;
+    let rows = vec![shared::numbers::RawUploadRow {
+        number: "+12125550900".into(),
+        porting_in: false,
+        billing_ref_id: None,
+        service_info: None,
+    }];
+    // Queue an upload in-process, then the customer removes the app before the worker runs.
+    let acc = shared::numbers::upload(&ctx, &account, "test", rows, false).await?;
+    let audit = shared::store::AuditItem::new(&account, ctx.clock.now(), "test", "test", None);
+    ctx.store
+        .mark_disconnected(
+            &account,
+            &shared::ids::ZoomAccountId::parse(&zoom)?,
+            None,
+            &audit,
+            ctx.clock.now(),
+        )
+        .await?;
+    let op = s
+        .wait_operation("acct-1", &t, &acc.operation_id, Duration::from_secs(30))
+        .await?;
+    assert_eq!(
+        (op["state"].as_str(), op["failed"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{op}"
+    );
+    Ok(())
+}

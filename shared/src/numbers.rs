@@ -2922,6 +2922,8 @@ mod tests {
             (Reserved, Released),
             (Uploaded, Released),
             (PushFailed, Released),
+            (InZoom, PushFailed),
+            (PortOutScheduled, PushFailed),
         ];
         for a in all {
             for b in all {

@@ -233,7 +233,17 @@ pub struct OperationItem {
     pub created_at: String,
     pub updated_at: String,
     pub created_by: String,
+    /// `OPS#<shard>` while queued or running (DueIndex), so reconciliation
+    /// finds an operation whose message was lost.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gsi1pk: Option<String>,
+    /// Heartbeat: when it counts as stale (epoch seconds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gsi1sk: Option<i64>,
 }
+
+/// An operation with no progress for this long is sent to the worker again.
+pub const STALE_OPERATION_SECS: i64 = 15 * 60;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpResult {
@@ -691,6 +701,8 @@ async fn create_operation(
         created_at: now.clone(),
         updated_at: now,
         created_by: actor.to_owned(),
+        gsi1pk: (pending > 0).then(|| format!("OPS#{}", crate::store::due_shard(account))),
+        gsi1sk: (pending > 0).then(|| ctx.clock.now().unix_timestamp() + STALE_OPERATION_SECS),
     };
     ctx.store
         .client()
@@ -1169,16 +1181,27 @@ async fn set_op(
     state: &str,
     expect: Option<&str>,
 ) -> Result<bool, NumbersError> {
+    let active = matches!(state, "queued" | "running");
+    let now = ctx.clock.now();
     let mut b = ctx
         .store
         .client()
         .update_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &format!("OP#{op_id}"))))
-        .update_expression("SET #st = :s, updated_at = :t")
         .expression_attribute_names("#st", "state")
         .expression_attribute_values(":s", s(state))
-        .expression_attribute_values(":t", s(rfc3339(ctx.clock.now())));
+        .expression_attribute_values(":t", s(rfc3339(now)));
+    b = if active {
+        b.update_expression("SET #st = :s, updated_at = :t, gsi1pk = :pk, gsi1sk = :due")
+            .expression_attribute_values(
+                ":pk",
+                s(format!("OPS#{}", crate::store::due_shard(account))),
+            )
+            .expression_attribute_values(":due", n(now.unix_timestamp() + STALE_OPERATION_SECS))
+    } else {
+        b.update_expression("SET #st = :s, updated_at = :t REMOVE gsi1pk, gsi1sk")
+    };
     if let Some(e) = expect {
         b = b
             .condition_expression("#st = :e")
@@ -1189,6 +1212,58 @@ async fn set_op(
         r.map(|_| ()).map_err(|e| e.into_service_error()),
         |e| e.is_conditional_check_failed_exception(),
     )?)
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct StaleReport {
+    pub stale: usize,
+    pub requeued: usize,
+}
+
+/// Operations queued or running with no progress for 15 minutes (a lost
+/// message, a worker that died for good) are sent to the worker again; it
+/// resumes them safely.
+pub async fn requeue_stale_operations(ctx: &AppContext) -> Result<StaleReport, NumbersError> {
+    let now = ctx.clock.now().unix_timestamp();
+    let mut report = StaleReport::default();
+    for shard in 0..crate::store::DUE_SHARDS {
+        let out = ctx
+            .store
+            .client()
+            .query()
+            .table_name(ctx.store.table())
+            .index_name(crate::store::DUE_INDEX)
+            .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :u")
+            .expression_attribute_values(":pk", s(format!("OPS#{shard}")))
+            .expression_attribute_values(":u", n(now))
+            .send()
+            .await
+            .map_err(dynamo)?;
+        for k in out.items() {
+            let (Some(pk), Some(sk)) = (
+                k.get("PK").and_then(|v| v.as_s().ok()),
+                k.get("SK").and_then(|v| v.as_s().ok()),
+            ) else {
+                continue;
+            };
+            let (Some(acc), Some(op_id)) = (pk.strip_prefix("ACCOUNT#"), sk.strip_prefix("OP#"))
+            else {
+                continue;
+            };
+            let Ok(account) = PortalAccountId::parse(acc) else {
+                continue;
+            };
+            report.stale += 1;
+            let op = get_operation(ctx, &account, op_id).await?;
+            if matches!(op.state.as_str(), "queued" | "running") {
+                set_op(ctx, &account, op_id, &op.state, Some(&op.state)).await?;
+                enqueue(ctx, &account, op_id).await?;
+                tracing::warn!(portal_account = %account, operation = op_id, "stale operation sent to the worker again");
+                report.requeued += 1;
+            }
+        }
+    }
+    Ok(report)
 }
 
 // ---------- number records ----------
@@ -1661,7 +1736,13 @@ async fn checkpoint(
         .update_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &format!("OP#{op_id}"))))
-        .update_expression("SET succeeded = :s, failed = :f, pending = :p, updated_at = :t")
+        .update_expression(
+            "SET succeeded = :s, failed = :f, pending = :p, updated_at = :t, gsi1sk = :due",
+        )
+        .expression_attribute_values(
+            ":due",
+            n(ctx.clock.now().unix_timestamp() + STALE_OPERATION_SECS),
+        )
         .expression_attribute_values(":s", n(ok))
         .expression_attribute_values(":f", n(failed))
         .expression_attribute_values(":p", n(pending))

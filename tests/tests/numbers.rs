@@ -1028,3 +1028,53 @@ async fn an_operation_for_a_disconnected_account_fails_instead_of_retrying_forev
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_operation_whose_message_was_lost_is_sent_again_by_reconciliation() -> anyhow::Result<()>
+{
+    let s = Stack::start().await?;
+    let (zoom, t) = verified(&s, "acct-1").await?;
+    let sqs = aws_sdk_sqs::Client::new(&e2e::aws().await);
+    // The message goes to a queue nobody reads: as good as lost.
+    let (hole, _) = local_gateway::provision::create_queues(&sqs, &e2e::unique("hole"), 3).await?;
+    let clock = shared::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+    let lost = s
+        .context_with(clock.clone(), &[("NUMBER_QUEUE_URL", &hole)])
+        .await?;
+    let account = shared::ids::PortalAccountId::parse("acct-1")?;
+    let rows = vec![shared::numbers::RawUploadRow {
+        number: "+12125550950".into(),
+        porting_in: false,
+        billing_ref_id: None,
+        service_info: None,
+    }];
+    let acc = shared::numbers::upload(&lost, &account, "test", rows, false).await?;
+    let ctx = s.context(clock.clone()).await?;
+    let r = reconcile::handle(&ctx, json!({}))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(
+        r["stale_operations"],
+        json!({"stale": 0, "requeued": 0}),
+        "not stale yet"
+    );
+    clock.advance(time::Duration::minutes(16));
+    let r = reconcile::handle(&ctx, json!({}))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(r["stale_operations"], json!({"stale": 1, "requeued": 1}));
+    let op = s
+        .wait_operation("acct-1", &t, &acc.operation_id, Duration::from_secs(30))
+        .await?;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(s.sim_numbers(&zoom).await?.len(), 1);
+    clock.advance(time::Duration::minutes(16));
+    let r = reconcile::handle(&ctx, json!({}))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(
+        r["stale_operations"]["stale"], 0,
+        "a finished operation leaves the index"
+    );
+    Ok(())
+}

@@ -1947,48 +1947,42 @@ pub async fn live_numbers(
     )
     .await?;
     Ok(items
-        .into_iter()
-        .filter_map(|v| {
-            let num = E164Number::normalize(v.get("number")?.as_str()?).ok()?;
-            let assignee = v
-                .get("assignee")
-                .filter(|a| a.is_object())
-                .map(|a| Assignee {
-                    kind: a
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    id: a
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    name: a
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                });
-            Some((
-                num.to_string(),
-                LiveNumber {
-                    id: v
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    assigned: assignee.is_some(),
-                    status: v
-                        .get("status")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    assignee,
-                },
-            ))
-        })
+        .iter()
+        .filter_map(parse_live)
+        .map(|(n, l)| (n.to_string(), l))
         .collect())
+}
+
+/// One item of `GET /phone/numbers` as (number, live state).
+fn parse_live(v: &Value) -> Option<(E164Number, LiveNumber)> {
+    let text = |o: &Value, k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let num = E164Number::normalize(v.get("number")?.as_str()?).ok()?;
+    let assignee = v
+        .get("assignee")
+        .filter(|a| a.is_object())
+        .map(|a| Assignee {
+            kind: a
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned(),
+            id: text(a, "id"),
+            name: text(a, "name"),
+        });
+    Some((
+        num,
+        LiveNumber {
+            id: text(v, "id"),
+            assigned: assignee.is_some(),
+            status: text(v, "status"),
+            assignee,
+        },
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -2190,57 +2184,14 @@ async fn live_one(
         None,
     )
     .await?;
-    let one = r
-        .body
+    Ok(r.body
         .get("phone_numbers")
         .and_then(Value::as_array)
-        .and_then(|a| {
-            a.iter()
-                .find(|v| {
-                    v.get("number")
-                        .and_then(Value::as_str)
-                        .and_then(|n| E164Number::normalize(n).ok())
-                        .as_ref()
-                        == Some(num)
-                })
-                .cloned()
-        });
-    Ok(one.map(|v| {
-        let assignee = v
-            .get("assignee")
-            .filter(|a| a.is_object())
-            .map(|a| Assignee {
-                kind: a
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                id: a
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                name: a
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            });
-        LiveNumber {
-            id: v
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            assigned: assignee.is_some(),
-            status: v
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            assignee,
-        }
-    }))
+        .into_iter()
+        .flatten()
+        .filter_map(parse_live)
+        .find(|(n, _)| n == num)
+        .map(|(_, l)| l))
 }
 
 async fn unassign_live(

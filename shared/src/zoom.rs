@@ -139,7 +139,10 @@ pub struct LazyHttp {
 
 impl LazyHttp {
     pub fn new(timeout: Duration) -> Self {
-        Self { timeout, client: std::sync::OnceLock::new() }
+        Self {
+            timeout,
+            client: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn get(&self) -> &reqwest::Client {

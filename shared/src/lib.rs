@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod http;
 pub mod ids;
 pub mod install_flow;
+pub mod metrics;
 pub mod numbers;
 pub mod retention;
 pub mod secrets;

@@ -1681,6 +1681,15 @@ pub async fn process_operation(
         "partially_failed"
     };
     set_op(ctx, account, op_id, state, None).await?;
+    crate::metrics::count(
+        if state == "succeeded" {
+            "OperationsSucceeded"
+        } else {
+            "OperationsWithFailures"
+        },
+        1,
+    );
+    crate::metrics::count("NumbersFailed", final_counts.1);
     ctx.store
         .put_audit(&AuditItem::new(
             account,

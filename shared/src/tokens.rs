@@ -360,6 +360,7 @@ pub async fn ensure_fresh(
                 }
             }
             tracing::info!(portal_account = %account, version = version + 1, "zoom grant refreshed");
+            crate::metrics::count("TokenRefreshes", 1);
             Ok(AccessToken {
                 token: grant.access_token,
                 expires_at,
@@ -475,6 +476,7 @@ pub async fn refresh_due(
             Err(TokenError::NeedsReauth { .. }) => report.needs_reauth += 1,
             Err(e) => {
                 tracing::error!(portal_account = %account, error = %e, "scheduled refresh failed");
+                crate::metrics::count("RefreshFailures", 1);
                 report.failed += 1;
             }
         }

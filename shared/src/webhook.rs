@@ -218,6 +218,7 @@ pub async fn handle_delivery(
         Ok(i) => i,
         Err(r) => {
             tracing::warn!(reason = %r, "webhook delivery rejected");
+            crate::metrics::count("WebhookRejections", 1);
             return Ok(Outcome::Rejected(r));
         }
     };

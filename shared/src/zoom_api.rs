@@ -246,6 +246,7 @@ pub async fn call(
         tracing::debug!(zoom_path = path, status, zoom_tracking_id = %tracking, "Zoom call");
         if status == 429 {
             budget.throttled.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::count("Zoom429s", 1);
             if attempt >= budget.max_attempts {
                 return Err(ApiError::RateLimited);
             }

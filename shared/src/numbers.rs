@@ -352,6 +352,7 @@ pub async fn import_inventory(ctx: &AppContext, csv: &str) -> Result<ImportRepor
         let r = ctx
             .store
             .client()
+            .await
             .put_item()
             .table_name(ctx.store.table())
             .item("PK", s(format!("INVENTORY#{area}")))
@@ -373,6 +374,7 @@ pub async fn import_inventory(ctx: &AppContext, csv: &str) -> Result<ImportRepor
     if !areas.is_empty() {
         ctx.store
             .client()
+            .await
             .update_item()
             .table_name(ctx.store.table())
             .set_key(Some(key("INVENTORY".into(), "AREAS")))
@@ -405,6 +407,7 @@ pub async fn list_inventory(
     let out = ctx
         .store
         .client()
+        .await
         .query()
         .table_name(ctx.store.table())
         .key_condition_expression("PK = :pk")
@@ -578,6 +581,7 @@ async fn held_elsewhere(
             let r = ctx
                 .store
                 .client()
+                .await
                 .batch_get_item()
                 .request_items(ctx.store.table(), req)
                 .send()
@@ -636,6 +640,7 @@ async fn batch_put<T: Serialize>(ctx: &AppContext, items: &[T]) -> Result<(), Nu
             let r = ctx
                 .store
                 .client()
+                .await
                 .batch_write_item()
                 .set_request_items(Some(pending))
                 .send()
@@ -706,6 +711,7 @@ async fn create_operation(
     };
     ctx.store
         .client()
+        .await
         .put_item()
         .table_name(ctx.store.table())
         .set_item(Some(serde_dynamo::to_item(&op).map_err(serde_err)?))
@@ -758,7 +764,8 @@ async fn enqueue(
         operation_id: op_id.to_owned(),
     })
     .map_err(|e| NumbersError::Queue(e.to_string()))?;
-    ctx.sqs
+    ctx.sqs()
+        .await
         .send_message()
         .queue_url(url)
         .message_body(body)
@@ -933,6 +940,7 @@ async fn reserve(
     let r = ctx
         .store
         .client()
+        .await
         .transact_write_items()
         .transact_items(TransactWriteItem::builder().update(inv).build())
         .transact_items(TransactWriteItem::builder().put(claim).build())
@@ -1062,6 +1070,7 @@ pub async fn get_operation(
     let out = ctx
         .store
         .client()
+        .await
         .get_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &format!("OP#{op_id}"))))
@@ -1085,6 +1094,7 @@ pub async fn operation_results(
     let out = ctx
         .store
         .client()
+        .await
         .query()
         .table_name(ctx.store.table())
         .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
@@ -1186,6 +1196,7 @@ async fn set_op(
     let mut b = ctx
         .store
         .client()
+        .await
         .update_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &format!("OP#{op_id}"))))
@@ -1230,6 +1241,7 @@ pub async fn requeue_stale_operations(ctx: &AppContext) -> Result<StaleReport, N
         let out = ctx
             .store
             .client()
+            .await
             .query()
             .table_name(ctx.store.table())
             .index_name(crate::store::DUE_INDEX)
@@ -1276,6 +1288,7 @@ pub async fn get_number(
     let out = ctx
         .store
         .client()
+        .await
         .get_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &number_sk(num))))
@@ -1296,6 +1309,7 @@ async fn put_number(
     let mut b = ctx
         .store
         .client()
+        .await
         .put_item()
         .table_name(ctx.store.table())
         .set_item(Some(serde_dynamo::to_item(item).map_err(serde_err)?));
@@ -1354,6 +1368,7 @@ async fn delete_claim(
     let r = ctx
         .store
         .client()
+        .await
         .delete_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(format!("E164#{num}"), "OWNER")))
@@ -1371,6 +1386,7 @@ async fn return_to_inventory(ctx: &AppContext, num: &E164Number) -> Result<(), N
     let r = ctx
         .store
         .client()
+        .await
         .update_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(
@@ -1742,6 +1758,7 @@ async fn checkpoint(
     let pending = rs.len() as u64 - ok - failed;
     ctx.store
         .client()
+        .await
         .update_item()
         .table_name(ctx.store.table())
         .set_key(Some(key(account_pk(account), &format!("OP#{op_id}"))))
@@ -1797,6 +1814,7 @@ async fn prepare_number(
                     let claim = ctx
                         .store
                         .client()
+                        .await
                         .put_item()
                         .table_name(ctx.store.table())
                         .item("PK", s(format!("E164#{}", r.number)))
@@ -2882,6 +2900,7 @@ pub async fn port_day_unassign(ctx: &AppContext) -> Result<PortDayReport, Number
         let out = ctx
             .store
             .client()
+            .await
             .query()
             .table_name(ctx.store.table())
             .index_name(crate::store::DUE_INDEX)

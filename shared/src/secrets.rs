@@ -94,20 +94,28 @@ pub trait SecretSource: Send + Sync + 'static {
 }
 
 pub struct SecretsManagerSource {
-    client: aws_sdk_secretsmanager::Client,
+    aws: Arc<crate::context::LazyAws>,
+    client: tokio::sync::OnceCell<aws_sdk_secretsmanager::Client>,
     secret_id: String,
 }
 
 impl SecretsManagerSource {
-    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String) -> Self {
-        Self { client, secret_id }
+    pub fn new(aws: Arc<crate::context::LazyAws>, secret_id: String) -> Self {
+        Self {
+            aws,
+            client: tokio::sync::OnceCell::new(),
+            secret_id,
+        }
     }
 }
 
 impl SecretSource for SecretsManagerSource {
     async fn fetch(&self) -> Result<String, SecretsError> {
-        let out = self
+        let client = self
             .client
+            .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(self.aws.get().await) })
+            .await;
+        let out = client
             .get_secret_value()
             .secret_id(&self.secret_id)
             .version_stage("AWSCURRENT")

@@ -205,7 +205,8 @@ impl AuditItem {
 
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    aws: std::sync::Arc<crate::context::LazyAws>,
+    client: std::sync::Arc<tokio::sync::OnceCell<Client>>,
     table: String,
 }
 
@@ -217,16 +218,23 @@ pub fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
 }
 
 impl Store {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(aws: std::sync::Arc<crate::context::LazyAws>, table: String) -> Self {
+        Self {
+            aws,
+            client: Default::default(),
+            table,
+        }
     }
 
     pub fn table(&self) -> &str {
         &self.table
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The DynamoDB client, built on first use.
+    pub async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async { Client::new(self.aws.get().await) })
+            .await
     }
 
     pub fn state_pk(state_hash: &str) -> String {
@@ -234,7 +242,8 @@ impl Store {
     }
 
     pub async fn put_state(&self, item: &StateItem) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(item).map_err(serde_err)?))
@@ -252,7 +261,8 @@ impl Store {
     /// issued, or already used): a state works once.
     pub async fn take_state(&self, state_hash: &str) -> Result<Option<StateItem>, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(Self::state_pk(state_hash), "STATE")))
@@ -280,7 +290,8 @@ impl Store {
         until: i64,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -313,7 +324,8 @@ impl Store {
         state_hash: &str,
     ) -> Result<(), StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -336,7 +348,8 @@ impl Store {
         account: &PortalAccountId,
     ) -> Result<Option<ConnectionItem>, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -354,7 +367,8 @@ impl Store {
         zoom: &ZoomAccountId,
     ) -> Result<Option<PortalAccountId>, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("ZOOM#{zoom}"), "OWNER")))
@@ -432,7 +446,8 @@ impl Store {
             items.push(TransactWriteItem::builder().delete(del).build());
         }
         let r = self
-            .client
+            .client()
+            .await
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
@@ -468,7 +483,8 @@ impl Store {
         lease_secs: i64,
     ) -> Result<Option<ConnectionItem>, StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -511,7 +527,8 @@ impl Store {
         version: u64,
     ) -> Result<bool, StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -535,7 +552,8 @@ impl Store {
         epoch: u64,
     ) -> Result<(), StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -567,7 +585,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), CONNECTION_SK)))
@@ -684,7 +703,8 @@ impl Store {
             .build()
             .map_err(dynamo)?;
         let r = self
-            .client
+            .client()
+            .await
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(update).build())
             .transact_items(TransactWriteItem::builder().put(put_audit).build())
@@ -713,7 +733,8 @@ impl Store {
         let mut start = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .query()
                 .table_name(&self.table)
                 .index_name(DUE_INDEX)
@@ -750,7 +771,8 @@ impl Store {
         event_ts: i64,
     ) -> Result<bool, StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(account_pk(account), &format!("ZNUM#{number}"))))
@@ -779,7 +801,8 @@ impl Store {
         let mut start = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND begins_with(SK, :p)")
@@ -819,7 +842,8 @@ impl Store {
             let Some(AttributeValue::S(sk)) = item.get("SK") else {
                 continue;
             };
-            self.client
+            self.client()
+                .await
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(key(account_pk(account), sk)))
@@ -829,7 +853,8 @@ impl Store {
         }
         if let Some(zoom) = &conn.zoom_account_id {
             let r = self
-                .client
+                .client()
+                .await
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(key(format!("ZOOM#{zoom}"), "OWNER")))
@@ -861,7 +886,8 @@ impl Store {
     /// Records a webhook delivery key (TTL'd). False if it was already there.
     pub async fn record_delivery(&self, key_hash: &str, ttl: i64) -> Result<bool, StoreError> {
         let r = self
-            .client
+            .client()
+            .await
             .put_item()
             .table_name(&self.table)
             .item("PK", AttributeValue::S(format!("EVENT#{key_hash}")))
@@ -877,7 +903,8 @@ impl Store {
 
     /// Forgets a delivery key (the action failed: let Zoom's retry act).
     pub async fn forget_delivery(&self, key_hash: &str) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("EVENT#{key_hash}"), "EVENT")))
@@ -888,7 +915,8 @@ impl Store {
     }
 
     pub async fn put_audit(&self, audit: &AuditItem) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .put_item()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(audit).map_err(serde_err)?))
@@ -907,7 +935,8 @@ impl Store {
         let mut start = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("PK = :pk AND begins_with(SK, :p)")

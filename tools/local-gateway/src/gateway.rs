@@ -245,7 +245,7 @@ pub fn spawn_schedules(gw: Arc<Gateway>) {
 /// policy moves them to the DLQ after repeated failure.
 pub fn spawn_sqs_poller(gw: Arc<Gateway>, queue_url: String, function: Function, batch_size: i32) {
     tokio::spawn(async move {
-        let sqs = gw.ctx.sqs.clone();
+        let sqs = gw.ctx.sqs().await.clone();
         loop {
             let got = sqs
                 .receive_message()

@@ -3,6 +3,7 @@
 //! already checked signature, issuer, audience, expiry and scope; the handler
 //! additionally binds the caller to the account in the path.
 
+use lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
@@ -16,16 +17,30 @@ pub struct Caller {
     pub scopes: Vec<String>,
 }
 
-/// Reads the caller from the authorizer context. Missing or malformed claims → 401.
-pub fn caller(req: &Request, account_claim: &str) -> Result<Caller, Problem> {
+/// The JWT authorizer's part of the request context, or 401.
+fn jwt(req: &Request) -> Result<&ApiGatewayRequestAuthorizerJwtDescription, Problem> {
     let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
         return Err(Problem::unauthorized());
     };
-    let jwt = ctx
-        .authorizer
+    ctx.authorizer
         .as_ref()
         .and_then(|a| a.jwt.as_ref())
-        .ok_or_else(Problem::unauthorized)?;
+        .ok_or_else(Problem::unauthorized)
+}
+
+/// The token's scopes: the authorizer's list, else the `scope` claim.
+fn scopes(jwt: &ApiGatewayRequestAuthorizerJwtDescription) -> Vec<String> {
+    jwt.scopes.clone().unwrap_or_else(|| {
+        jwt.claims
+            .get("scope")
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// Reads the caller from the authorizer context. Missing or malformed claims → 401.
+pub fn caller(req: &Request, account_claim: &str) -> Result<Caller, Problem> {
+    let jwt = jwt(req)?;
     let account = jwt
         .claims
         .get(account_claim)
@@ -70,25 +85,13 @@ pub fn path_account(req: &Request, caller: &Caller) -> Result<PortalAccountId, P
 /// authorizer already requires it on carrier routes; this is the second check).
 /// Customers get 403.
 pub fn carrier(req: &Request, scope: &str) -> Result<PortalUserId, Problem> {
-    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
-        return Err(Problem::unauthorized());
-    };
-    let jwt = ctx
-        .authorizer
-        .as_ref()
-        .and_then(|a| a.jwt.as_ref())
-        .ok_or_else(Problem::unauthorized)?;
+    let jwt = jwt(req)?;
     let user = jwt
         .claims
         .get("sub")
         .and_then(|v| PortalUserId::parse(v).ok())
         .ok_or_else(Problem::unauthorized)?;
-    let scopes: Vec<String> = jwt.scopes.clone().unwrap_or_else(|| {
-        jwt.claims
-            .get("scope")
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default()
-    });
+    let scopes = scopes(jwt);
     if !scopes.iter().any(|s| s == scope) {
         return Err(Problem::new(
             403,

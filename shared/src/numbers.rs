@@ -1516,21 +1516,7 @@ pub async fn process_operation(
 
     // A previous run died mid-batch: ask Zoom what actually happened.
     if results.iter().any(|r| r.result == "pushing") {
-        let present: HashSet<String> = zoom_api::list_all(
-            ctx,
-            account,
-            &zoom,
-            Label::Light,
-            "number_management/peering_numbers",
-            "numbers",
-            300,
-            &[],
-        )
-        .await?
-        .iter()
-        .filter_map(|n| n.get("phone_number").and_then(Value::as_str))
-        .filter_map(|n| E164Number::normalize(n).ok().map(|n| n.to_string()))
-        .collect();
+        let present: HashSet<String> = peering_numbers_in_zoom(ctx, account, &zoom).await?;
         for r in results.iter_mut().filter(|r| r.result == "pushing") {
             let done = match op.kind {
                 OpKind::Release => !present.contains(r.number.as_str()),
@@ -1931,6 +1917,30 @@ async fn finish_number(
 }
 
 // ---------- live Zoom state ----------
+
+/// The carrier's numbers in the customer's Zoom account (Provider Exchange
+/// list, 300 a page, paged to the end), in E.164.
+async fn peering_numbers_in_zoom(
+    ctx: &AppContext,
+    account: &PortalAccountId,
+    zoom: &str,
+) -> Result<HashSet<String>, NumbersError> {
+    Ok(zoom_api::list_all(
+        ctx,
+        account,
+        zoom,
+        Label::Light,
+        "number_management/peering_numbers",
+        "numbers",
+        300,
+        &[],
+    )
+    .await?
+    .iter()
+    .filter_map(|v| v.get("phone_number").and_then(Value::as_str))
+    .filter_map(|n| E164Number::normalize(n).ok().map(|n| n.to_string()))
+    .collect())
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LiveNumber {
@@ -2812,21 +2822,7 @@ async fn repair_account(
         return Ok(());
     }
     let zoom = zoom_account(ctx, account).await?;
-    let present: HashSet<String> = zoom_api::list_all(
-        ctx,
-        account,
-        &zoom,
-        Label::Light,
-        "number_management/peering_numbers",
-        "numbers",
-        300,
-        &[],
-    )
-    .await?
-    .iter()
-    .filter_map(|v| v.get("phone_number").and_then(Value::as_str))
-    .filter_map(|n| E164Number::normalize(n).ok().map(|n| n.to_string()))
-    .collect();
+    let present: HashSet<String> = peering_numbers_in_zoom(ctx, account, &zoom).await?;
     let actor = "system:reconcile";
     let now = ctx.clock.now();
     let mut known = HashSet::new();

@@ -222,7 +222,7 @@ async function loadRemoval() {
     }
   } catch (e) { $("removal-status").textContent = "Removal check: " + e.message; }
 }
-$("removal-refresh").addEventListener("click", loadRemoval);
+$("removal-refresh").addEventListener("click", async () => { await loadNumbers(); await loadRemoval(); });
 
 const q = new URLSearchParams(location.search);
 if (q.get("zoom")) {

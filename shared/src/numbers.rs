@@ -316,6 +316,24 @@ pub async fn zoom_account(
     }
 }
 
+/// One audit record for the account, now.
+async fn audit(
+    ctx: &AppContext,
+    account: &PortalAccountId,
+    action: impl AsRef<str>,
+    actor: &str,
+    detail: String,
+) -> Result<(), NumbersError> {
+    let item = AuditItem::new(
+        account,
+        ctx.clock.now(),
+        action.as_ref(),
+        actor,
+        Some(detail),
+    );
+    Ok(ctx.store.put_audit(&item).await?)
+}
+
 // ---------- inventory ----------
 
 #[derive(Debug, Default, Serialize)]
@@ -719,15 +737,14 @@ async fn create_operation(
         .send()
         .await
         .map_err(dynamo)?;
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            &format!("numbers_{}_requested", kind_str(kind)),
-            actor,
-            Some(format!("operation={op_id}; numbers={}", op.total)),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        format!("numbers_{}_requested", kind_str(kind)),
+        actor,
+        format!("operation={op_id}; numbers={}", op.total),
+    )
+    .await?;
     if pending > 0 {
         enqueue(ctx, account, &op_id).await?;
     }
@@ -1171,15 +1188,14 @@ pub async fn retry_operation(
     batch_put(ctx, &again).await?;
     // Order results that failed at reservation have no record: they cannot be re-driven by the worker alone.
     set_op(ctx, account, op_id, "queued", Some(&op.state)).await?;
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "numbers_operation_retried",
-            actor,
-            Some(format!("operation={op_id}; numbers={}", again.len())),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "numbers_operation_retried",
+        actor,
+        format!("operation={op_id}; numbers={}", again.len()),
+    )
+    .await?;
     enqueue(ctx, account, op_id).await?;
     get_operation(ctx, account, op_id).await
 }
@@ -1692,18 +1708,17 @@ pub async fn process_operation(
         1,
     );
     crate::metrics::count("NumbersFailed", final_counts.1);
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "numbers_operation_finished",
-            &actor,
-            Some(format!(
-                "operation={op_id}; state={state}; succeeded={}; failed={}",
-                final_counts.0, final_counts.1
-            )),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "numbers_operation_finished",
+        &actor,
+        format!(
+            "operation={op_id}; state={state}; succeeded={}; failed={}",
+            final_counts.0, final_counts.1
+        ),
+    )
+    .await?;
     Ok(report)
 }
 
@@ -2347,15 +2362,7 @@ pub async fn assign(
             .map(|p| format!("{}:{}", p.kind, p.id))
             .unwrap_or_else(|| "none".into())
     );
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "number_assigned",
-            actor,
-            Some(detail),
-        ))
-        .await?;
+    audit(ctx, account, "number_assigned", actor, detail).await?;
     let after = live_one(ctx, account, &zoom, num).await?;
     Ok(
         json!({"number": num, "assigned": true, "assignee": after.and_then(|l| l.assignee), "changed": true}),
@@ -2375,15 +2382,14 @@ pub async fn unassign(
     };
     let previous = unassign_live(ctx, account, &zoom, num, &live).await?;
     if let Some(p) = &previous {
-        ctx.store
-            .put_audit(&AuditItem::new(
-                account,
-                ctx.clock.now(),
-                "number_unassigned",
-                actor,
-                Some(format!("number={num}; from={}:{}", p.kind, p.id)),
-            ))
-            .await?;
+        audit(
+            ctx,
+            account,
+            "number_unassigned",
+            actor,
+            format!("number={num}; from={}:{}", p.kind, p.id),
+        )
+        .await?;
     }
     Ok(json!({"number": num, "assigned": false, "changed": previous.is_some()}))
 }
@@ -2446,18 +2452,17 @@ pub async fn schedule_port_out(
     } else {
         transition(ctx, &mut item, NumberState::PortOutScheduled, actor).await?;
     }
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "port_out_scheduled",
-            actor,
-            Some(format!(
-                "number={num}; date={}; unassign_on_port_day={}",
-                req.date, req.unassign_on_port_day
-            )),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "port_out_scheduled",
+        actor,
+        format!(
+            "number={num}; date={}; unassign_on_port_day={}",
+            req.date, req.unassign_on_port_day
+        ),
+    )
+    .await?;
     Ok(item)
 }
 
@@ -2473,15 +2478,14 @@ pub async fn cancel_port_out(
     item.gsi1pk = None;
     item.gsi1sk = None;
     transition(ctx, &mut item, NumberState::InZoom, actor).await?;
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "port_out_cancelled",
-            actor,
-            Some(format!("number={num}")),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "port_out_cancelled",
+        actor,
+        format!("number={num}"),
+    )
+    .await?;
     Ok(item)
 }
 
@@ -2562,15 +2566,14 @@ pub async fn complete_port_in(
             "{num} changed meanwhile; try again"
         )));
     }
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "port_in_completed",
-            actor,
-            Some(format!("number={num}")),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "port_in_completed",
+        actor,
+        format!("number={num}"),
+    )
+    .await?;
     Ok(item)
 }
 
@@ -2619,15 +2622,14 @@ pub async fn complete_port_out(
     item.gsi1sk = None;
     transition(ctx, &mut item, NumberState::PortedOut, actor).await?;
     delete_claim(ctx, account, num).await?;
-    ctx.store
-        .put_audit(&AuditItem::new(
-            account,
-            ctx.clock.now(),
-            "port_out_completed",
-            actor,
-            Some(format!("number={num}")),
-        ))
-        .await?;
+    audit(
+        ctx,
+        account,
+        "port_out_completed",
+        actor,
+        format!("number={num}"),
+    )
+    .await?;
     Ok(item)
 }
 
@@ -2824,7 +2826,6 @@ async fn repair_account(
     let zoom = zoom_account(ctx, account).await?;
     let present: HashSet<String> = peering_numbers_in_zoom(ctx, account, &zoom).await?;
     let actor = "system:reconcile";
-    let now = ctx.clock.now();
     let mut known = HashSet::new();
     for mut item in ours {
         known.insert(item.number.to_string());
@@ -2838,42 +2839,39 @@ async fn repair_account(
             item.gsi1pk = None;
             item.gsi1sk = None;
             transition(ctx, &mut item, NumberState::PushFailed, actor).await?;
-            ctx.store
-                .put_audit(&AuditItem::new(
-                    account,
-                    now,
-                    "number_drift_missing_in_zoom",
-                    actor,
-                    Some(format!("number={}", item.number)),
-                ))
-                .await?;
+            audit(
+                ctx,
+                account,
+                "number_drift_missing_in_zoom",
+                actor,
+                format!("number={}", item.number),
+            )
+            .await?;
             report.missing_in_zoom += 1;
         } else if item.state == NumberState::PushFailed && there {
             for to in [NumberState::Pushing, NumberState::InZoom] {
                 transition(ctx, &mut item, to, actor).await?;
             }
-            ctx.store
-                .put_audit(&AuditItem::new(
-                    account,
-                    now,
-                    "number_drift_found_in_zoom",
-                    actor,
-                    Some(format!("number={}", item.number)),
-                ))
-                .await?;
+            audit(
+                ctx,
+                account,
+                "number_drift_found_in_zoom",
+                actor,
+                format!("number={}", item.number),
+            )
+            .await?;
             report.found_in_zoom += 1;
         }
     }
     for n in present.difference(&known) {
-        ctx.store
-            .put_audit(&AuditItem::new(
-                account,
-                now,
-                "number_drift_unknown_in_zoom",
-                actor,
-                Some(format!("number={n}")),
-            ))
-            .await?;
+        audit(
+            ctx,
+            account,
+            "number_drift_unknown_in_zoom",
+            actor,
+            format!("number={n}"),
+        )
+        .await?;
         report.unknown_in_zoom += 1;
     }
     Ok(())

@@ -277,6 +277,23 @@ macro_rules! tri {
 
 // ---- Number Management: peering numbers (§3.16) ----
 
+/// 1–200 numbers a call, with Zoom's codes otherwise.
+fn batch_size_error(len: usize) -> Option<Response> {
+    match len {
+        0 => Some(err(
+            StatusCode::BAD_REQUEST,
+            1002,
+            "Request data cannot be empty",
+        )),
+        n if n > 200 => Some(err(
+            StatusCode::BAD_REQUEST,
+            1003,
+            "Too many numbers, should less than 200",
+        )),
+        _ => None,
+    }
+}
+
 #[derive(Deserialize)]
 pub struct PeeringBody {
     #[serde(default)]
@@ -310,19 +327,8 @@ pub async fn peering_add(
         Label::Light,
         NM_WRITE
     ));
-    if b.phone_numbers.is_empty() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1002,
-            "Request data cannot be empty",
-        );
-    }
-    if b.phone_numbers.len() > 200 {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1003,
-            "Too many numbers, should less than 200",
-        );
+    if let Some(r) = batch_size_error(b.phone_numbers.len()) {
+        return r;
     }
     let trunks = sim.sip_trunks.clone();
     let taken: HashMap<String, String> = sim
@@ -403,19 +409,8 @@ pub async fn peering_update(
         Label::Light,
         NM_WRITE
     ));
-    if b.phone_numbers.is_empty() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1002,
-            "Request data cannot be empty",
-        );
-    }
-    if b.phone_numbers.len() > 200 {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1003,
-            "Too many numbers, should less than 200",
-        );
+    if let Some(r) = batch_size_error(b.phone_numbers.len()) {
+        return r;
     }
     let acct = sim
         .phone
@@ -472,19 +467,8 @@ pub async fn peering_delete(
         NM_WRITE
     ));
     let list = query_list(uri.query().unwrap_or_default(), "phone_numbers");
-    if list.is_empty() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1002,
-            "Request data cannot be empty",
-        );
-    }
-    if list.len() > 200 {
-        return err(
-            StatusCode::BAD_REQUEST,
-            1003,
-            "Too many numbers, should less than 200",
-        );
+    if let Some(r) = batch_size_error(list.len()) {
+        return r;
     }
     let acct = sim
         .phone
